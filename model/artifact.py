@@ -1,0 +1,206 @@
+"""The classifier artifact: plain arrays and metadata in a joblib file, never a pickled estimator.
+
+A scikit-learn upgrade cannot break it: the logistic regression is stored as its coefficients
+and intercept (with the standardisation folded in). Loading validates the schema and says
+clearly what is wrong with a corrupt, truncated, foreign or too-new file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from numpy.typing import NDArray
+
+from model.encoder import POOLINGS, EncoderSpec
+
+SCHEMA = "sentiment-bot/classifier"
+SCHEMA_VERSION = 1
+ARTIFACT_ENV = "SENTIMENT_ARTIFACT"
+LABELS = ("negative", "positive")
+_REQUIRED = (
+    "schema",
+    "schema_version",
+    "encoder",
+    "labels",
+    "coef",
+    "intercept",
+    "band",
+    "metrics",
+    "training",
+    "versions",
+)
+
+
+class ArtifactError(Exception):
+    """The artifact file is missing or unusable. The message names the file and the fix."""
+
+
+def default_artifact_path() -> Path:
+    """The classifier committed with the package (bundled encoder, trained on SST-2)."""
+    return Path(str(resources.files("model") / "artifacts" / "default.joblib"))
+
+
+def artifact_path_from(flag: str | Path | None) -> Path:
+    """The artifact the user named (flag, then ``SENTIMENT_ARTIFACT``), else the default."""
+    value = flag if flag is not None else os.environ.get(ARTIFACT_ENV) or None
+    return Path(value).expanduser() if value is not None else default_artifact_path()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    encoder: EncoderSpec
+    coef: NDArray[np.float64]  # (dim,): weights on the raw embedding
+    intercept: float
+    band: tuple[float, float]  # neutral band of P(positive): silent when low < p < high
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    encoder_fingerprint: str = ""
+    labels: tuple[str, str] = LABELS
+
+    @property
+    def version(self) -> str:
+        """Short content digest: names the model in logs and in every stored prediction."""
+        h = hashlib.sha256()
+        h.update(repr(self.encoder).encode())
+        h.update(np.ascontiguousarray(self.coef, dtype=np.float64).tobytes())
+        h.update(repr((float(self.intercept), self.band)).encode())
+        return h.hexdigest()[:12]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "encoder": {
+                "name": self.encoder.name,
+                "pooling": self.encoder.pooling,
+                "max_length": self.encoder.max_length,
+                "normalize": self.encoder.normalize,
+                "fingerprint": self.encoder_fingerprint,
+            },
+            "labels": list(self.labels),
+            "coef": np.ascontiguousarray(self.coef, dtype=np.float64),
+            "intercept": float(self.intercept),
+            "band": [float(self.band[0]), float(self.band[1])],
+            "metrics": self.metrics,
+            "training": self.training,
+            "versions": dict(self.versions),
+        }
+
+
+def save_artifact(artifact: Artifact, path: Path) -> None:
+    """Write atomically: a crash never leaves a half-written artifact under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        joblib.dump(artifact.to_payload(), tmp, compress=3)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_artifact(path: Path) -> Artifact:
+    """Read and validate an artifact; any problem is an :class:`ArtifactError`."""
+    if not path.is_file():
+        raise ArtifactError(
+            f"classifier artifact {path} not found. Train one with "
+            f"`sentiment-train --output {path}`, or unset {ARTIFACT_ENV} to use the bundled "
+            "default."
+        )
+    try:
+        payload = joblib.load(path)
+    except Exception as exc:  # joblib/pickle/zlib raise many types for a damaged file
+        raise ArtifactError(
+            f"{path} is not a readable classifier artifact: the file is truncated or corrupt "
+            f"({type(exc).__name__}: {exc}). Copy it again or retrain it with sentiment-train."
+        ) from None
+    return _from_payload(payload, path)
+
+
+def _from_payload(payload: Any, path: Path) -> Artifact:
+    def bad(problem: str) -> ArtifactError:
+        return ArtifactError(
+            f"{path} is not a valid classifier artifact: {problem}. Retrain it with "
+            "sentiment-train."
+        )
+
+    if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
+        raise ArtifactError(
+            f"{path} is not a Sentiment Bot classifier artifact (no '{SCHEMA}' schema tag). "
+            "Point SENTIMENT_ARTIFACT / --artifact at a file written by sentiment-train."
+        )
+    version = payload.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"schema_version is {version!r}, not an integer")
+    if version > SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{path} was written by a newer Sentiment Bot (artifact schema {version}; this "
+            f"version reads up to {SCHEMA_VERSION}). Upgrade sentiment-bot, or retrain the "
+            "artifact with this version's sentiment-train."
+        )
+    if version < 1:
+        raise bad(f"unknown schema version {version}")
+    missing = [key for key in _REQUIRED if key not in payload]
+    if missing:
+        raise bad(f"missing {', '.join(repr(k) for k in missing)}")
+
+    enc = payload["encoder"]
+    if not isinstance(enc, dict) or not all(k in enc for k in ("name", "pooling", "max_length")):
+        raise bad("the 'encoder' entry lacks name, pooling or max_length")
+    if enc["pooling"] not in POOLINGS:
+        raise bad(f"unknown pooling {enc['pooling']!r}")
+    if not isinstance(enc["max_length"], int) or enc["max_length"] < 2:
+        raise bad(f"max_length is {enc['max_length']!r}")
+    coef = np.asarray(payload["coef"], dtype=np.float64) if _is_numeric(payload["coef"]) else None
+    if coef is None or coef.ndim != 1 or coef.size == 0 or not np.isfinite(coef).all():
+        raise bad("'coef' is not a finite 1-D array of weights")
+    intercept = payload["intercept"]
+    if not isinstance(intercept, int | float) or not math.isfinite(intercept):
+        raise bad(f"'intercept' is {intercept!r}, not a finite number")
+    band = payload["band"]
+    if (
+        not isinstance(band, list | tuple)
+        or len(band) != 2
+        or not all(isinstance(b, int | float) for b in band)
+        or not 0.0 <= band[0] <= 0.5 <= band[1] <= 1.0
+    ):
+        raise bad(f"'band' is {band!r}, not [low <= 0.5 <= high] within [0, 1]")
+    labels = payload["labels"]
+    if not isinstance(labels, list | tuple) or len(labels) != 2:
+        raise bad(f"'labels' is {labels!r}, not two names")
+    for key in ("metrics", "training", "versions"):
+        if not isinstance(payload[key], dict):
+            raise bad(f"'{key}' is not a mapping")
+    return Artifact(
+        encoder=EncoderSpec(
+            name=str(enc["name"]),
+            pooling=enc["pooling"],
+            max_length=int(enc["max_length"]),
+            normalize=bool(enc.get("normalize", False)),
+        ),
+        coef=coef,
+        intercept=float(intercept),
+        band=(float(band[0]), float(band[1])),
+        metrics=payload["metrics"],
+        training=payload["training"],
+        versions={str(k): str(v) for k, v in payload["versions"].items()},
+        encoder_fingerprint=str(enc.get("fingerprint", "")),
+        labels=(str(labels[0]), str(labels[1])),
+    )
+
+
+def _is_numeric(value: Any) -> bool:
+    try:
+        arr = np.asarray(value)
+    except Exception:
+        return False
+    return arr.dtype.kind in "fiu"

@@ -1,0 +1,227 @@
+"""Evaluation: accuracy, F1, confusion matrix, calibration, confident-prediction coverage, band.
+
+Everything works on ``y`` (0/1 labels) and ``p`` (probability of positive), so the same code
+reports on any split, any artifact, any file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+CONFIDENCE_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+ECE_BINS = 15
+
+
+def expected_calibration_error(
+    y: IntArray, p: FloatArray, n_bins: int = ECE_BINS
+) -> tuple[float, list[dict[str, float]]]:
+    """ECE over equal-width bins of the predicted probability of positive.
+
+    Returns the ECE and the bins (mean predicted, observed positive share, count): the points of
+    the reliability diagram.
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
+    bins: list[dict[str, float]] = []
+    ece = 0.0
+    for b in range(n_bins):
+        in_bin = which == b
+        count = int(in_bin.sum())
+        if count == 0:
+            continue
+        predicted = float(p[in_bin].mean())
+        observed = float(y[in_bin].mean())
+        ece += count / len(y) * abs(predicted - observed)
+        bins.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "predicted": predicted,
+                "observed": observed,
+                "count": count,
+            }
+        )
+    return float(ece), bins
+
+
+def choose_band(y: IntArray, p: FloatArray, target: float = 0.9) -> tuple[float, float]:
+    """The neutral band (low, high) around 0.5, chosen on held-out data.
+
+    ``high`` is the smallest threshold >= 0.5 at which the predictions ``p >= high`` are at least
+    ``target`` precise (share truly positive); ``low`` likewise for negatives (``p <= low``).
+    Inside the band the bot stays silent. With no threshold reaching the target, that side's
+    edge goes to the most extreme probability seen (almost nothing is said on that side).
+    """
+    if not 0.5 <= target < 1.0:
+        raise ValueError(f"band precision target must be in [0.5, 1), got {target}")
+    return _edge(y, p, target, positive=False), _edge(y, p, target, positive=True)
+
+
+def _edge(y: IntArray, p: FloatArray, target: float, *, positive: bool) -> float:
+    # Scores oriented so that larger = more confident on this side.
+    s = p if positive else 1.0 - p
+    hit = (y == 1) if positive else (y == 0)
+    order = np.argsort(-s, kind="stable")
+    s_sorted, hits = s[order], hit[order].astype(np.float64)
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    # Candidate cut-offs are the distinct scores >= 0.5; keep the loosest one meeting the target.
+    ok = (precision >= target) & (s_sorted >= 0.5)
+    # A cut must not split equal scores: take positions where the next score is smaller.
+    last_of_run = np.append(s_sorted[1:] < s_sorted[:-1], True)
+    ok &= last_of_run
+    if ok.any():
+        cut = float(s_sorted[np.flatnonzero(ok)[-1]])
+    else:
+        cut = float(s_sorted[0]) if len(s_sorted) else 1.0
+        cut = max(cut, 0.5)
+    return cut if positive else 1.0 - cut
+
+
+def band_stats(y: IntArray, p: FloatArray, band: tuple[float, float]) -> dict[str, float]:
+    """Coverage and precision of the predictions the bot would voice with this band."""
+    low, high = band
+    pos = p >= high
+    neg = p <= low
+    said = pos | neg
+    n = len(y)
+    return {
+        "low": low,
+        "high": high,
+        "coverage": float(said.mean()) if n else 0.0,
+        "accuracy_outside": float(((pos & (y == 1)) | (neg & (y == 0)))[said].mean())
+        if said.any()
+        else float("nan"),
+        "precision_positive": float((y[pos] == 1).mean()) if pos.any() else float("nan"),
+        "precision_negative": float((y[neg] == 0).mean()) if neg.any() else float("nan"),
+        "coverage_positive": float(pos.mean()) if n else 0.0,
+        "coverage_negative": float(neg.mean()) if n else 0.0,
+    }
+
+
+def confidence_table(y: IntArray, p: FloatArray) -> list[dict[str, float]]:
+    """For each confidence level: share of predictions at least that confident, and accuracy."""
+    confidence = np.maximum(p, 1.0 - p)
+    correct = (p >= 0.5).astype(np.int64) == y
+    rows = []
+    for level in CONFIDENCE_LEVELS:
+        kept = confidence >= level
+        rows.append(
+            {
+                "confidence": level,
+                "coverage": float(kept.mean()),
+                "precision": float(correct[kept].mean()) if kept.any() else float("nan"),
+            }
+        )
+    return rows
+
+
+def evaluate_probabilities(y: IntArray, p: FloatArray, band: tuple[float, float]) -> dict[str, Any]:
+    """The full report for one labelled set."""
+    pred = (p >= 0.5).astype(np.int64)
+    ece, bins = expected_calibration_error(y, p)
+    cm = confusion_matrix(y, pred, labels=[0, 1])
+    return {
+        "rows": len(y),
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1_positive": float(f1_score(y, pred, pos_label=1, zero_division=0.0)),
+        "f1_macro": float(f1_score(y, pred, average="macro", zero_division=0.0)),
+        "confusion_matrix": {
+            "labels": ["negative", "positive"],
+            "rows_true_cols_predicted": cm.astype(int).tolist(),
+        },
+        "ece": ece,
+        "reliability_bins": bins,
+        "confident": confidence_table(y, p),
+        "band": band_stats(y, p, band),
+    }
+
+
+def _pct(value: float, width: int = 0) -> str:
+    text = "-" if value != value else f"{value:.1%}"  # NaN: nothing to measure
+    return text.rjust(width)
+
+
+def format_report(report: dict[str, Any], title: str) -> str:
+    """Human-readable text for the terminal."""
+    cm = report["confusion_matrix"]["rows_true_cols_predicted"]
+    band = report["band"]
+    lines = [
+        title,
+        f"  rows           {report['rows']}",
+        f"  accuracy       {report['accuracy']:.2%}",
+        f"  F1 (positive)  {report['f1_positive']:.4f}   F1 (macro) {report['f1_macro']:.4f}",
+        f"  ECE ({ECE_BINS} bins)   {report['ece']:.4f}",
+        "  confusion matrix        predicted neg  predicted pos",
+        f"    true negative         {cm[0][0]:>13}  {cm[0][1]:>13}",
+        f"    true positive         {cm[1][0]:>13}  {cm[1][1]:>13}",
+        "  confident predictions   confidence >=  coverage  precision",
+    ]
+    for row in report["confident"]:
+        lines.append(
+            f"                          {row['confidence']:>12.2f}  {_pct(row['coverage'], 8)}"
+            f"  {_pct(row['precision'], 9)}"
+        )
+    lines.append(
+        f"  neutral band {band['low']:.3f}..{band['high']:.3f}: the bot speaks on "
+        f"{_pct(band['coverage'])} of rows, {_pct(band['accuracy_outside'])} of them right "
+        f"(positive {_pct(band['precision_positive'])}, negative "
+        f"{_pct(band['precision_negative'])})"
+    )
+    return "\n".join(lines)
+
+
+def plot_reliability(report: dict[str, Any], path: Path, title: str) -> None:
+    """Reliability diagram (predicted vs observed share positive) with a count histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = report["reliability_bins"]
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    centers = [(b["low"] + b["high"]) / 2 for b in bins]
+    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
+    top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    top.bar(
+        centers,
+        [b["observed"] for b in bins],
+        width=width * 0.9,
+        alpha=0.6,
+        color="tab:blue",
+        edgecolor="black",
+        label="observed share positive",
+    )
+    top.plot(
+        [b["predicted"] for b in bins],
+        [b["observed"] for b in bins],
+        "o-",
+        color="tab:orange",
+        label="bin mean",
+    )
+    low, high = report["band"]["low"], report["band"]["high"]
+    for ax in (top, bottom):
+        ax.axvspan(low, high, color="grey", alpha=0.15)
+    top.set_ylabel("observed share positive")
+    top.set_ylim(0, 1)
+    top.set_title(
+        f"{title}\nECE {report['ece']:.3f}, accuracy {report['accuracy']:.1%}; grey: neutral band",
+        fontsize=9,
+    )
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(centers, [b["count"] for b in bins], width=width * 0.9, color="tab:grey")
+    bottom.set_xlabel("predicted probability of positive")
+    bottom.set_ylabel("rows")
+    bottom.set_xlim(0, 1)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

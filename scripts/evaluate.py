@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Evaluate an artifact: same as the `sentiment-evaluate` console command (see --help)."""
+
+import sys
+
+from model.cli import evaluate_main
+
+if __name__ == "__main__":
+    sys.exit(evaluate_main())

@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Train the classifier: same as the `sentiment-train` console command (see --help)."""
+
+import sys
+
+from model.cli import train_main
+
+if __name__ == "__main__":
+    sys.exit(train_main())

@@ -1,0 +1,140 @@
+"""Artifact round trip and every way a file can be unusable."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+
+from model.artifact import (
+    SCHEMA_VERSION,
+    Artifact,
+    ArtifactError,
+    default_artifact_path,
+    load_artifact,
+    save_artifact,
+)
+from model.encoder import EncoderSpec
+
+
+def make_artifact() -> Artifact:
+    return Artifact(
+        encoder=EncoderSpec("some/encoder", "cls", 128, False),
+        coef=np.linspace(-1, 1, 8),
+        intercept=0.25,
+        band=(0.3, 0.7),
+        metrics={"test": {"accuracy": 0.8}},
+        training={"C": 1.0},
+        versions={"numpy": np.__version__},
+        encoder_fingerprint="abc",
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    original = make_artifact()
+    path = tmp_path / "a.joblib"
+    save_artifact(original, path)
+    loaded = load_artifact(path)
+    assert loaded.encoder == original.encoder
+    np.testing.assert_array_equal(loaded.coef, original.coef)
+    assert (loaded.intercept, loaded.band) == (0.25, (0.3, 0.7))
+    assert loaded.metrics == original.metrics and loaded.training == original.training
+    assert loaded.encoder_fingerprint == "abc"
+    assert loaded.version == original.version
+
+
+def test_payload_holds_only_plain_values(tmp_path: Path) -> None:
+    """No pickled estimator: the file loads with nothing from scikit-learn imported."""
+    path = tmp_path / "a.joblib"
+    save_artifact(make_artifact(), path)
+    payload = joblib.load(path)
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and plain(v) for k, v in value.items())
+        if isinstance(value, list):
+            return all(plain(v) for v in value)
+        return isinstance(value, str | int | float | bool | np.ndarray) or value is None
+
+    assert plain(payload)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.joblib"
+    save_artifact(make_artifact(), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ArtifactError, match="truncated or corrupt"):
+        load_artifact(path)
+
+
+def test_garbage_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.joblib"
+    path.write_bytes(b"\x00not a joblib file at all" * 10)
+    with pytest.raises(ArtifactError, match="truncated or corrupt"):
+        load_artifact(path)
+
+
+def test_foreign_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "a.joblib"
+    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(ArtifactError, match="not a Sentiment Bot classifier artifact"):
+        load_artifact(path)
+
+
+def write_payload(path: Path, **changes: Any) -> Path:
+    payload = make_artifact().to_payload()
+    for key, value in changes.items():
+        if value is None:
+            del payload[key]
+        else:
+            payload[key] = value
+    joblib.dump(payload, path)
+    return path
+
+
+def test_missing_key(tmp_path: Path) -> None:
+    path = write_payload(tmp_path / "a.joblib", coef=None)
+    with pytest.raises(ArtifactError, match="missing 'coef'"):
+        load_artifact(path)
+
+
+def test_too_new_schema_version(tmp_path: Path) -> None:
+    path = write_payload(tmp_path / "a.joblib", schema_version=SCHEMA_VERSION + 1)
+    with pytest.raises(ArtifactError, match="newer Sentiment Bot"):
+        load_artifact(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schema_version": "1"}, "not an integer"),
+        ({"schema_version": 0}, "unknown schema version"),
+        ({"coef": np.array([1.0, np.nan])}, "finite 1-D"),
+        ({"coef": np.zeros((2, 2))}, "finite 1-D"),
+        ({"coef": "weights"}, "finite 1-D"),
+        ({"band": [0.6, 0.7]}, "'band'"),
+        ({"intercept": float("inf")}, "'intercept'"),
+        ({"encoder": {"name": "x", "pooling": "max", "max_length": 8}}, "unknown pooling"),
+    ],
+)
+def test_wrong_contents(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    path = write_payload(tmp_path / "a.joblib", **change)
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(path)
+
+
+def test_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="sentiment-train --output"):
+        load_artifact(tmp_path / "none.joblib")
+
+
+def test_committed_default_is_valid() -> None:
+    artifact = load_artifact(default_artifact_path())
+    assert artifact.encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert artifact.encoder.pooling == "mean"
+    assert artifact.coef.shape == (384,)
+    assert artifact.training["train_on"] == "both"

@@ -1,0 +1,109 @@
+"""The encoder: pooling rules, per-batch padding, defaults from the model, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.encoder import Encoder, EncoderError, model_defaults, resolve_source
+
+TEXTS = ["good", "the movie was not very good at all", "bad film", "a"]
+
+
+def manual(encoder: Encoder, text: str, pooling: str) -> np.ndarray:
+    """The reference: one text alone, no padding, pooled by hand."""
+    batch = encoder.tokenizer([text], return_tensors="pt", truncation=True,
+                              max_length=encoder.spec.max_length)  # fmt: skip
+    with torch.no_grad():
+        hidden = encoder.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state[0]
+    vec = hidden[0] if pooling == "cls" else hidden.mean(dim=0)
+    if encoder.spec.normalize:
+        vec = vec / vec.norm()
+    return vec.numpy()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_distilbert", "tiny_bert"])
+def test_tutorial_models_default_to_cls_pooling(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    folder: Path = request.getfixturevalue(fixture)
+    encoder = Encoder(str(folder), batch_size=3)
+    assert encoder.spec.pooling == "cls"
+    assert encoder.spec.normalize is False
+    assert encoder.dim == 32
+    out = encoder.encode(TEXTS)
+    assert out.shape == (4, 32) and out.dtype == np.float32
+    # padding inside a batch (with longer texts) must not change any text's [CLS] vector
+    for text, row in zip(TEXTS, out, strict=True):
+        np.testing.assert_allclose(row, manual(encoder, text, "cls"), atol=1e-5)
+
+
+def test_pooling_flag_overrides_the_default(tiny_bert: Path) -> None:
+    encoder = Encoder(str(tiny_bert), pooling="mean", batch_size=2)
+    out = encoder.encode(TEXTS)
+    for text, row in zip(TEXTS, out, strict=True):
+        np.testing.assert_allclose(row, manual(encoder, text, "mean"), atol=1e-5)
+
+
+def test_bundled_minilm_uses_its_declared_mean_pooling(bundled_encoder: Encoder) -> None:
+    spec = bundled_encoder.spec
+    assert (spec.pooling, spec.normalize, spec.max_length) == ("mean", True, 256)
+    assert bundled_encoder.dim == 384
+    out = bundled_encoder.encode(TEXTS)
+    for text, row in zip(TEXTS, out, strict=True):
+        np.testing.assert_allclose(row, manual(bundled_encoder, text, "mean"), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_bundled_encoder_is_found_offline_by_hub_name() -> None:
+    assert Path(resolve_source("sentence-transformers/all-MiniLM-L6-v2")).is_dir()
+    pooling, normalize, max_length = model_defaults(
+        resolve_source("sentence-transformers/all-MiniLM-L6-v2")
+    )
+    assert (pooling, normalize, max_length) == ("mean", True, 256)
+
+
+def test_long_text_is_truncated_to_max_length(tiny_distilbert: Path) -> None:
+    encoder = Encoder(str(tiny_distilbert), max_length=16)
+    long_text = "good " * 5000
+    out = encoder.encode([long_text, "good " * 14])
+    # 14 words + [CLS] + [SEP] = 16 tokens: truncation makes the two inputs identical
+    np.testing.assert_allclose(out[0], out[1], atol=1e-6)
+
+
+def test_any_unicode_is_accepted(bundled_encoder: Encoder) -> None:
+    texts = ["日本語のテキスト", "مرحبا بالعالم", "🔥🔥🔥", "null\x00byte", "lone \ud800 surrogate",
+             "zero\u200bwidth \u202eRTL"]  # fmt: skip
+    out = bundled_encoder.encode(texts)
+    assert np.isfinite(out).all() and out.shape == (len(texts), 384)
+
+
+def test_fingerprint_depends_on_weights(tiny_bert: Path, tiny_distilbert: Path) -> None:
+    a, b = Encoder(str(tiny_bert)), Encoder(str(tiny_bert))
+    assert a.fingerprint == b.fingerprint
+    assert a.cache_key != Encoder(str(tiny_bert), pooling="mean").cache_key
+    assert a.fingerprint != Encoder(str(tiny_distilbert)).fingerprint
+
+
+def test_unknown_model_name_gives_a_clear_error() -> None:
+    with pytest.raises(EncoderError, match="could not load encoder 'no-such/model-xyz'"):
+        Encoder("no-such/model-xyz")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pooling": "max"}, "unknown pooling"),
+        ({"batch_size": 0}, "batch size"),
+        ({"max_length": 1000}, "exceeds"),
+        ({"threads": 0}, "threads"),
+    ],
+)
+def test_bad_settings_are_refused(tiny_bert: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(EncoderError, match=message):
+        Encoder(str(tiny_bert), **kwargs)

@@ -1,0 +1,149 @@
+"""A real train + evaluate on a few hundred SST-2 rows, through the console commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.artifact import load_artifact
+from model.classifier import SentimentClassifier
+from model.cli import evaluate_main, train_main
+from model.metrics import choose_band
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def trained(sst2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Train once on 300 rows per split; later tests read its output."""
+    work = tmp_path_factory.mktemp("train")
+    argv = ["--data-dir", str(sst2_dir), "--limit", "300", "--cache-dir", str(work / "cache"),
+            "--quiet", "--C", "0.01", "0.1", "1"]  # fmt: skip
+    first = work / "first.joblib"
+    assert train_main([*argv, "--output", str(first)]) == 0
+    return {"work": work, "argv": argv, "first": first}
+
+
+def test_train_writes_artifact_report_and_reliability_diagram(trained: dict) -> None:
+    first: Path = trained["first"]
+    artifact = load_artifact(first)
+    report = json.loads(first.with_suffix(".report.json").read_text())
+    png = first.with_suffix(".reliability.png").read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+
+    assert artifact.encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert artifact.encoder.pooling == "mean"
+    assert artifact.coef.shape == (384,)
+    assert artifact.training["C"] in (0.01, 0.1, 1)
+    assert artifact.training["train_rows"] == 300
+    assert len(artifact.training["data_digest"]) == 64
+    assert {"torch", "transformers", "scikit-learn", "numpy"} <= set(artifact.versions)
+    test = report["test"]
+    # 300 training sentences already beat chance clearly
+    assert test["accuracy"] > 0.7
+    assert test["confusion_matrix"]["rows_true_cols_predicted"][0][0] > 0
+    assert sum(map(sum, test["confusion_matrix"]["rows_true_cols_predicted"])) == 300
+    assert 0.0 <= test["ece"] < 0.5
+    assert [row["confidence"] for row in test["confident"]][:2] == [0.5, 0.6]
+    low, high = artifact.band
+    assert low <= 0.5 <= high
+    # the band is chosen on dev so that what the bot says there is >= 90% right
+    assert report["dev"]["band"]["accuracy_outside"] >= 0.9
+    assert 0 < report["dev"]["band"]["coverage"] < 1
+
+
+def test_retrain_from_cache_is_fast_and_reproducible(
+    trained: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second = trained["work"] / "second.joblib"
+    capsys.readouterr()
+    assert train_main([*trained["argv"], "--output", str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "(300 from cache, 0 encoded)" in out
+    assert "timings: embed train" in out
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (trained["first"], second)]
+    assert digest[0] == digest[1], "the same inputs must give the same artifact bytes"
+
+
+def test_artifact_probabilities_match_scikit_learn(sst2_dir: Path, trained: dict) -> None:
+    """The stored weights (scaler folded in) predict exactly what the fitted pipeline did."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from model.data import load_labelled
+
+    clf = SentimentClassifier.load(trained["first"])
+    train = load_labelled(sst2_dir / "train.tsv").head(300)
+    x = clf.encoder.encode(train.texts)
+    c = clf.artifact.training["C"]
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000, random_state=0))
+    pipe.fit(x, train.labels)
+    np.testing.assert_allclose(clf.probabilities(x), pipe.predict_proba(x)[:, 1], atol=1e-5)
+
+
+def test_evaluate_prints_the_same_report(
+    trained: dict, sst2_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report_path = trained["work"] / "eval.json"
+    plot = trained["work"] / "eval.png"
+    capsys.readouterr()
+    cache = str(trained["work"] / "cache")
+    code = evaluate_main(
+        ["--artifact", str(trained["first"]), "--data-dir", str(sst2_dir), "--limit", "300",
+         "--cache-dir", cache, "--quiet", "--report", str(report_path), "--plot", str(plot)]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "confusion matrix" in out and "neutral band" in out
+    evaluated = json.loads(report_path.read_text())
+    trained_report = json.loads(trained["first"].with_suffix(".report.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(trained_report["test"]["accuracy"])
+    assert evaluated["ece"] == pytest.approx(trained_report["test"]["ece"])
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_evaluate_any_labelled_csv(
+    trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "chat.csv"
+    data.write_text("text,label\nI love this so much,1\nthis is terrible,0\nnot ok,x\n")
+    code = evaluate_main(["--artifact", str(trained["first"]), "--data", str(data),
+                          "--no-cache", "--quiet", "--skip-malformed"])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "rows           2" in out and "1 malformed rows skipped" in out
+
+
+def test_user_mistakes_give_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert evaluate_main(["--artifact", str(tmp_path / "missing.joblib"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: classifier artifact") and "sentiment-train" in err
+    assert "Traceback" not in err
+
+    monkeypatch.setenv("SENTIMENT_BATCH_SIZE", "lots")
+    assert train_main(["--data-dir", str(tmp_path), "--quiet"]) == 2
+    assert "SENTIMENT_BATCH_SIZE='lots' is not a whole number" in capsys.readouterr().err
+
+    monkeypatch.delenv("SENTIMENT_BATCH_SIZE")
+    assert train_main(["--data-dir", str(tmp_path / "nowhere"), "--quiet", "--no-cache"]) == 2
+    assert "SST-2 train split not found" in capsys.readouterr().err
+
+
+def test_band_choice_reaches_the_precision_target() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    p = np.clip(y * 0.3 + rng.normal(0.35, 0.2, 2000), 0, 1)
+    low, high = choose_band(y, p, 0.9)
+    assert low <= 0.5 <= high
+    assert (y[p >= high] == 1).mean() >= 0.9
+    assert (y[p <= low] == 0).mean() >= 0.9
+    # and it is the loosest such cut: one step looser falls below the target
+    looser = np.sort(p[p < high])[-1]
+    assert (y[p >= looser] == 1).mean() < 0.9 or looser < 0.5
