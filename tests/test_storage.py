@@ -1,0 +1,829 @@
+"""bot.storage: the prediction log and guild settings in SQLite, as a user would notice them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot import storage as storage_module
+from bot.storage import (
+    ANY_GUILD,
+    DEFAULT_NEGATIVE_EMOJI,
+    DEFAULT_POSITIVE_EMOJI,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    GuildSettings,
+    HistoryFilter,
+    PredictionRecord,
+    Storage,
+    StorageError,
+    read_count,
+    read_history,
+    read_mood_counts,
+    read_mood_over_time,
+    read_stats,
+    safe_text,
+)
+
+T0 = datetime(2024, 5, 8, 12, 30, tzinfo=UTC)  # a Wednesday
+LOGGER = "bot.storage"
+
+
+def rec(**changes: Any) -> PredictionRecord:
+    values: dict[str, Any] = {
+        "guild_id": 1,
+        "channel_id": 10,
+        "message_id": None,
+        "user_id": 100,
+        "source": "command",
+        "label": "positive",
+        "p_positive": 0.9,
+        "in_band": False,
+        "model_version": "test-1",
+        "created_at": T0,
+        "text": None,
+    }
+    values.update(changes)
+    return PredictionRecord(**values)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "sentiment.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[Storage]:
+    storage = await Storage.open(db_path)
+    yield storage
+    await storage.close()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` (not a timing assertion: only a bound against hanging)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition never became true"
+        await asyncio.sleep(0.005)
+
+
+def plain(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def storage_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == LOGGER and r.levelno == level]
+
+
+# --- opening files ---------------------------------------------------------------------------
+
+
+async def test_fresh_database_is_private_wal_and_current(db_path: Path) -> None:
+    storage = await Storage.open(db_path)
+    try:
+        assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+        await storage.add(rec())
+        wal = db_path.with_name(db_path.name + "-wal")
+        assert wal.exists()
+        assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+        pragmas = {
+            name: next(iter(await storage._db.execute_fetchall(f"PRAGMA {name}")))[0]
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "user_version")
+        }
+        assert pragmas == {
+            "journal_mode": "wal",
+            "foreign_keys": 1,
+            "busy_timeout": 5000,
+            "user_version": SCHEMA_VERSION,
+        }
+    finally:
+        await storage.close()
+    with plain(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+async def test_older_file_is_migrated_and_keeps_its_rows(db_path: Path) -> None:
+    db_path.parent.mkdir()
+    conn = plain(db_path)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO predictions (guild_id, channel_id, message_id, user_id, source, label,"
+        " p_positive, in_band, model_version, created_at, text)"
+        " VALUES (1, 10, 555, 100, 'auto', 'negative', 0.1, 0, 'old', ?, 'kept')",
+        [T0.timestamp()],
+    )
+    conn.close()
+
+    storage = await Storage.open(db_path)
+    try:
+        (row,) = await storage.history(HistoryFilter(guild_id=1))
+        assert (row.message_id, row.label, row.text, row.created_at) == (
+            555,
+            "negative",
+            "kept",
+            T0,
+        )
+        settings = await storage.update_guild_settings(1, retention_days=30)  # a v2 table
+        assert settings.retention_days == 30
+        await storage.forget_user(7)
+        assert storage.opted_out(7)
+    finally:
+        await storage.close()
+    conn = plain(db_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+async def test_newer_file_is_refused_and_untouched(db_path: Path) -> None:
+    storage = await Storage.open(db_path)
+    await storage.add(rec(text="precious"))
+    await storage.close()
+    conn = plain(db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = db_path.read_bytes()
+
+    with pytest.raises(StorageError) as caught:
+        await Storage.open(db_path)
+    message = str(caught.value)
+    assert str(db_path) in message
+    assert f"newer Sentiment Bot (schema {SCHEMA_VERSION + 1}, this version knows" in message
+    assert f"knows {SCHEMA_VERSION}); upgrade or point SENTIMENT_DB at another file" in message
+    with pytest.raises(StorageError, match="newer Sentiment Bot"):
+        read_history(db_path, HistoryFilter(guild_id=ANY_GUILD))
+    assert db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "content", [b"my diary: today was a good day\n" * 20, b"\x00\x01binary junk" * 100]
+)
+async def test_non_sqlite_file_is_refused_and_untouched(db_path: Path, content: bytes) -> None:
+    db_path.parent.mkdir()
+    db_path.write_bytes(content)
+    with pytest.raises(StorageError) as caught:
+        await Storage.open(db_path)
+    message = str(caught.value)
+    assert str(db_path) in message
+    assert "not a SQLite database" in message
+    assert "move it aside or restore a backup" in message
+    assert db_path.read_bytes() == content
+    assert sorted(p.name for p in db_path.parent.iterdir()) == [db_path.name]
+    with pytest.raises(StorageError, match="not a SQLite database"):
+        read_count(db_path, HistoryFilter(guild_id=1))
+
+
+async def test_other_programs_database_is_refused_and_untouched(db_path: Path) -> None:
+    db_path.parent.mkdir()
+    conn = plain(db_path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.close()
+    before = db_path.read_bytes()
+    with pytest.raises(StorageError, match="not a Sentiment Bot one"):
+        await Storage.open(db_path)
+    assert db_path.read_bytes() == before
+
+
+async def test_folder_in_place_of_the_file_is_refused(db_path: Path) -> None:
+    db_path.mkdir(parents=True)
+    with pytest.raises(StorageError, match="is a folder"):
+        await Storage.open(db_path)
+
+
+def test_read_only_helpers_never_create_a_file(db_path: Path) -> None:
+    with pytest.raises(StorageError, match="no database at"):
+        read_history(db_path, HistoryFilter(guild_id=1))
+    assert not db_path.exists()
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def test_records_are_validated_with_clear_messages() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        rec(created_at=datetime(2024, 1, 1))
+    with pytest.raises(ValueError, match="source must be one of"):
+        rec(source="webhook")
+    with pytest.raises(ValueError, match="label must be one of"):
+        rec(label="meh")
+    with pytest.raises(ValueError, match=r"p_positive must lie in \[0, 1\]"):
+        rec(p_positive=1.5)
+    with pytest.raises(ValueError, match="p_positive"):
+        rec(p_positive=float("nan"))
+    with pytest.raises(ValueError, match="user_id"):
+        rec(user_id=2**64)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        HistoryFilter(guild_id=1, since=datetime(2024, 1, 1))
+    with pytest.raises(ValueError, match=r"since .* is after until"):
+        HistoryFilter(guild_id=1, since=T0, until=T0 - timedelta(1))
+    assert rec(in_band=True).mood == "neutral"
+    assert rec(label="negative").mood == "negative"
+    assert rec(created_at=T0.astimezone(timezone(timedelta(hours=-5)))).created_at.tzinfo is UTC
+
+
+async def test_times_round_trip_to_the_microsecond_in_utc(store: Storage) -> None:
+    moment = datetime(2031, 2, 3, 4, 5, 6, 789012, tzinfo=timezone(timedelta(hours=9)))
+    await store.add(rec(created_at=moment))
+    (row,) = await store.history(HistoryFilter(guild_id=1))
+    assert row.created_at == moment
+    assert row.created_at.tzinfo is UTC
+
+
+# --- the writer ------------------------------------------------------------------------------
+
+
+async def test_writer_writes_submitted_records_in_batches(
+    store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    real = store._db.executemany
+
+    def spy(sql: str, rows: list[tuple[object, ...]]) -> Any:
+        sizes.append(len(rows))
+        return real(sql, rows)
+
+    monkeypatch.setattr(store._db, "executemany", spy)
+    store.start_writer(batch_size=100, flush_interval=60)
+    for i in range(250):
+        assert store.submit(rec(user_id=i))
+    assert store.writer_stats.pending == 250
+    await store.flush()
+    assert await store.count(HistoryFilter(guild_id=1)) == 250
+    assert sizes == [100, 100, 50]
+    stats = store.writer_stats
+    assert (stats.pending, stats.written, stats.batches, stats.failed_batches) == (0, 250, 3, 0)
+
+
+async def test_writer_writes_within_the_flush_interval_without_flush(store: Storage) -> None:
+    store.start_writer(flush_interval=0.01)
+    store.submit(rec())
+    await wait_until(lambda: store.writer_stats.written == 1)
+    assert await store.count(HistoryFilter(guild_id=1)) == 1
+
+
+async def test_full_batch_is_written_before_the_interval(store: Storage) -> None:
+    store.start_writer(batch_size=5, flush_interval=3600)
+    for i in range(5):
+        store.submit(rec(user_id=i))
+    await wait_until(lambda: store.writer_stats.written == 5)
+
+
+@pytest.mark.parametrize("with_writer", [True, False])
+async def test_close_writes_everything_queued(db_path: Path, with_writer: bool) -> None:
+    storage = await Storage.open(db_path)
+    if with_writer:
+        storage.start_writer(flush_interval=3600)
+    for i in range(30):
+        storage.submit(rec(user_id=i))
+    await storage.close()
+    await storage.close()  # harmless
+    with pytest.raises(StorageError, match="closed"):
+        storage.submit(rec())
+    assert read_count(db_path, HistoryFilter(guild_id=1)) == 30
+
+
+async def test_flush_without_a_writer_writes_the_queue(store: Storage) -> None:
+    for i in range(3):
+        store.submit(rec(user_id=i))
+    assert await store.count(HistoryFilter(guild_id=1)) == 0
+    await store.flush()
+    assert await store.count(HistoryFilter(guild_id=1)) == 3
+    assert store.writer_stats.pending == 0
+
+
+async def test_close_gives_up_after_its_timeout_and_says_what_was_lost(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = await Storage.open(db_path, busy_timeout=0.01)
+    storage.start_writer(flush_interval=0, retry_initial=0.01, retry_max=0.01)
+    other = plain(db_path)
+    other.execute("BEGIN IMMEDIATE")  # held for good
+    try:
+        for i in range(7):
+            storage.submit(rec(user_id=i))
+        await asyncio.wait_for(storage.close(timeout=0.2), 10)
+    finally:
+        other.rollback()
+        other.close()
+    (error,) = storage_records(caplog, logging.ERROR)
+    assert "7 predictions not written" in error.getMessage()
+
+
+async def test_locked_database_is_retried_and_logged_once(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    storage = await Storage.open(db_path, busy_timeout=0.02)
+    try:
+        storage.start_writer(flush_interval=0, retry_initial=0.01, retry_max=0.02)
+        other = plain(db_path)  # another process holds the write lock
+        other.execute("BEGIN IMMEDIATE")
+        for i in range(10):
+            storage.submit(rec(user_id=i))
+        flushing = asyncio.create_task(storage.flush())
+        await wait_until(lambda: storage.writer_stats.failed_batches >= 3)
+        assert not flushing.done()
+        assert storage.writer_stats.failing
+        assert storage.writer_stats.pending == 10
+        other.rollback()
+        other.close()
+        await asyncio.wait_for(flushing, 10)
+        assert await storage.count(HistoryFilter(guild_id=1)) == 10
+        assert not storage.writer_stats.failing
+    finally:
+        await storage.close()
+    warnings = storage_records(caplog, logging.WARNING)
+    assert len(warnings) == 1
+    assert "database is locked" in warnings[0].getMessage()
+    assert "retrying" in warnings[0].getMessage()
+    assert any("works again" in r.getMessage() for r in storage_records(caplog, logging.INFO))
+
+
+async def test_each_failure_streak_logs_one_warning(
+    store: Storage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = store._db.executemany
+    failures = iter([True, True, False, True, True, True, False])
+
+    def flaky(sql: str, rows: list[tuple[object, ...]]) -> Any:
+        if next(failures):
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(sql, rows)
+
+    monkeypatch.setattr(store._db, "executemany", flaky)
+    store.start_writer(retry_initial=0.001, retry_max=0.002)
+    store.submit(rec(user_id=1))
+    await store.flush()
+    store.submit(rec(user_id=2))
+    await store.flush()
+    assert await store.count(HistoryFilter(guild_id=1)) == 2
+    assert store.writer_stats.failed_batches == 5
+    warnings = storage_records(caplog, logging.WARNING)
+    assert len(warnings) == 2
+    assert all("database or disk is full" in w.getMessage() for w in warnings)
+
+
+async def test_a_row_the_database_refuses_does_not_block_the_others(
+    store: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = rec(user_id=2)
+    object.__setattr__(bad, "label", "bogus")  # slips past validation; the CHECK refuses it
+    store.start_writer()
+    store.submit(rec(user_id=1))
+    store.submit(bad)
+    store.submit(rec(user_id=3))
+    await store.flush()
+    rows = await store.history(HistoryFilter(guild_id=1))
+    assert sorted(r.user_id for r in rows) == [1, 3]
+    assert store.writer_stats.rejected == 1
+    assert len(storage_records(caplog, logging.ERROR)) == 1
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+async def seed(store: Storage) -> None:
+    """Guild 1: users 100/200 in channels 10/11; guild 2; a DM; one hour apart each."""
+    rows = [
+        rec(user_id=100, channel_id=10, label="positive", p_positive=0.9),
+        rec(user_id=100, channel_id=11, label="negative", p_positive=0.1),
+        rec(user_id=200, channel_id=10, label="positive", p_positive=0.55, in_band=True),
+        rec(user_id=200, channel_id=11, label="negative", p_positive=0.05),
+        rec(user_id=100, channel_id=10, label="neutral", p_positive=0.5, in_band=True),
+        rec(guild_id=2, user_id=100, channel_id=20, label="positive"),
+        rec(guild_id=None, user_id=100, channel_id=30, label="negative", p_positive=0.2),
+    ]
+    for i, row in enumerate(rows):
+        await store.add(replace(row, created_at=T0 + timedelta(hours=i), message_id=1000 + i))
+
+
+async def ids(store: Storage, flt: HistoryFilter, **kw: int) -> list[int | None]:
+    return [r.message_id for r in await store.history(flt, **kw)]
+
+
+async def test_history_filters_and_counts(store: Storage) -> None:
+    await seed(store)
+    g1 = HistoryFilter(guild_id=1)
+    assert await ids(store, g1) == [1004, 1003, 1002, 1001, 1000]  # newest first
+    assert await store.count(g1) == 5
+    cases: list[tuple[HistoryFilter, list[int]]] = [
+        (replace(g1, user_id=100), [1004, 1001, 1000]),
+        (replace(g1, channel_id=11), [1003, 1001]),
+        (replace(g1, user_id=200, channel_id=10), [1002]),
+        (replace(g1, mood="positive"), [1000]),  # 1002 is positive but in the band
+        (replace(g1, mood="negative"), [1003, 1001]),
+        (replace(g1, mood="neutral"), [1004, 1002]),
+        (replace(g1, since=T0 + timedelta(hours=1)), [1004, 1003, 1002, 1001]),  # inclusive
+        (replace(g1, until=T0 + timedelta(hours=1)), [1000]),  # exclusive
+        (replace(g1, since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3)), [1002, 1001]),
+        (HistoryFilter(guild_id=2), [1005]),
+        (HistoryFilter(guild_id=None), [1006]),  # direct messages
+        (HistoryFilter(guild_id=ANY_GUILD, user_id=100), [1006, 1005, 1004, 1001, 1000]),
+        (HistoryFilter(guild_id=3), []),
+    ]
+    for flt, expected in cases:
+        assert await ids(store, flt) == expected, flt
+        assert await store.count(flt) == len(expected), flt
+
+
+async def test_history_pages_newest_first_without_gaps(store: Storage) -> None:
+    for i in range(25):  # five predictions share each timestamp: ties broken by newest row
+        await store.add(rec(message_id=i, created_at=T0 + timedelta(minutes=i // 5)))
+    flt = HistoryFilter(guild_id=1)
+    pages = [await ids(store, flt, limit=10, offset=offset) for offset in (0, 10, 20)]
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [i for page in pages for i in page] == list(range(24, -1, -1))
+    assert await store.history(flt, limit=0) == []
+    with pytest.raises(ValueError, match="offset must be a non-negative integer"):
+        await store.history(flt, offset=-1)
+
+
+async def test_mood_counts(store: Storage) -> None:
+    await seed(store)
+    assert await store.mood_counts(HistoryFilter(guild_id=1)) == {
+        "positive": 1,
+        "negative": 2,
+        "neutral": 2,
+    }
+    assert await store.mood_counts(HistoryFilter(guild_id=1, user_id=200)) == {
+        "positive": 0,
+        "negative": 1,
+        "neutral": 1,
+    }
+    assert await store.mood_counts(HistoryFilter(guild_id=9)) == {
+        "positive": 0,
+        "negative": 0,
+        "neutral": 0,
+    }
+
+
+async def test_mood_over_time_buckets_in_utc(store: Storage) -> None:
+    monday = datetime(2024, 5, 6, tzinfo=UTC)
+    times_and_labels = [
+        (monday + timedelta(hours=1, minutes=5), "positive"),
+        (monday + timedelta(hours=1, minutes=55), "negative"),
+        (monday + timedelta(days=1, hours=3), "positive"),
+        (monday + timedelta(days=6, hours=23, minutes=59), "positive"),  # Sunday night
+        (monday + timedelta(days=7), "negative"),  # next Monday 00:00
+    ]
+    for moment, label in times_and_labels:
+        await store.add(rec(created_at=moment, label=label))
+    flt = HistoryFilter(guild_id=1)
+
+    def c(pos: int = 0, neg: int = 0, neu: int = 0) -> dict[str, int]:
+        return {"positive": pos, "negative": neg, "neutral": neu}
+
+    assert await store.mood_over_time(flt, bucket="hour") == [
+        (monday + timedelta(hours=1), c(1, 1)),
+        (monday + timedelta(days=1, hours=3), c(1)),
+        (monday + timedelta(days=6, hours=23), c(1)),
+        (monday + timedelta(days=7), c(neg=1)),
+    ]
+    assert await store.mood_over_time(flt) == [
+        (monday, c(1, 1)),
+        (monday + timedelta(days=1), c(1)),
+        (monday + timedelta(days=6), c(1)),
+        (monday + timedelta(days=7), c(neg=1)),
+    ]
+    assert await store.mood_over_time(flt, bucket="week") == [
+        (monday, c(3, 1)),
+        (monday + timedelta(days=7), c(neg=1)),
+    ]
+    since = monday + timedelta(days=1)
+    assert await store.mood_over_time(replace(flt, since=since), bucket="week") == [
+        (monday, c(2)),
+        (monday + timedelta(days=7), c(neg=1)),
+    ]
+    with pytest.raises(ValueError, match="bucket must be one of"):
+        await store.mood_over_time(flt, bucket="month")  # type: ignore[arg-type]
+
+
+async def test_history_queries_use_an_index(store: Storage) -> None:
+    filters = [
+        HistoryFilter(guild_id=1),
+        HistoryFilter(guild_id=None, user_id=5),
+        HistoryFilter(guild_id=1, user_id=5, since=T0, until=T0 + timedelta(1)),
+        HistoryFilter(guild_id=1, channel_id=5, since=T0, mood="neutral"),
+        HistoryFilter(guild_id=1, until=T0),
+        HistoryFilter(guild_id=ANY_GUILD, user_id=5, since=T0),
+        HistoryFilter(guild_id=ANY_GUILD, since=T0, until=T0 + timedelta(1)),
+    ]
+    for flt in filters:
+        for sql, params in (
+            storage_module._history_query(flt, 10, 0),
+            storage_module._count_query(flt),
+            storage_module._mood_counts_query(flt),
+            storage_module._mood_over_time_query(flt, "day"),
+        ):
+            plan = [
+                row[3]
+                for row in await store._db.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}", params)
+            ]
+            assert any("predictions USING" in step for step in plan), (flt, plan)
+            assert not any(step == "SCAN predictions" for step in plan), (flt, plan)
+
+
+# --- idempotency, deletion, privacy ----------------------------------------------------------
+
+
+async def test_automatic_prediction_is_stored_once_per_message(store: Storage) -> None:
+    auto = rec(source="auto", message_id=77)
+    assert not await store.has_auto_prediction(77)
+    assert await store.add(auto) is not None
+    assert await store.add(auto) is None  # gateway replay
+    store.start_writer()
+    store.submit(auto)
+    store.submit(replace(auto, p_positive=0.8))
+    await store.flush()
+    assert await store.count(HistoryFilter(guild_id=1)) == 1
+    assert store.writer_stats.duplicates == 3
+    assert await store.has_auto_prediction(77)
+    # Only automatic predictions are deduplicated: asking about a message twice is two rows.
+    await store.add(rec(source="context_menu", message_id=77))
+    await store.add(rec(source="context_menu", message_id=77))
+    assert await store.count(HistoryFilter(guild_id=1)) == 3
+
+
+async def test_queued_automatic_prediction_counts_as_present(store: Storage) -> None:
+    store.submit(rec(source="auto", message_id=88))  # no writer: stays queued
+    assert await store.has_auto_prediction(88)
+    assert not await store.has_auto_prediction(89)
+
+
+async def test_delete_messages_removes_stored_and_queued_rows(store: Storage) -> None:
+    await store.add(rec(message_id=1, source="auto"))
+    await store.add(rec(message_id=1, source="context_menu"))
+    await store.add(rec(message_id=2, source="auto"))
+    store.start_writer(flush_interval=3600)
+    assert store.submit(rec(message_id=3, source="auto"))  # queued, not yet written
+    assert await store.delete_messages([1, 3, 3, 999]) == 2  # the queued one never lands
+    assert store.writer_stats.refused == 1
+    assert await ids(store, HistoryFilter(guild_id=1)) == [2]
+    # A late classification of a deleted message is not stored.
+    assert not store.submit(rec(message_id=3, source="auto"))
+    assert await store.add(rec(message_id=1, source="auto")) is None
+    await store.flush()
+    assert await ids(store, HistoryFilter(guild_id=1)) == [2]
+    assert await store.delete_messages([]) == 0
+
+
+async def test_forget_user_deletes_everywhere_and_opts_out_across_restarts(db_path: Path) -> None:
+    storage = await Storage.open(db_path)
+    await storage.add(rec(user_id=5, guild_id=1))
+    await storage.add(rec(user_id=5, guild_id=2))
+    await storage.add(rec(user_id=5, guild_id=None))
+    await storage.add(rec(user_id=6, guild_id=1))
+    storage.start_writer(flush_interval=3600)
+    storage.submit(rec(user_id=5, guild_id=1))  # queued: dropped, never written
+    assert await storage.forget_user(5) == 3
+    assert storage.writer_stats.refused == 1
+    assert not storage.submit(rec(user_id=5))
+    assert await storage.add(rec(user_id=5)) is None
+    assert storage.opted_out(5)
+    assert await storage.is_opted_out(5)
+    assert not storage.opted_out(6)
+    await storage.close()
+
+    assert read_count(db_path, HistoryFilter(guild_id=ANY_GUILD, user_id=5)) == 0
+    assert read_count(db_path, HistoryFilter(guild_id=ANY_GUILD)) == 1
+    storage = await Storage.open(db_path)
+    try:
+        assert storage.opted_out(5)
+        assert not storage.submit(rec(user_id=5))
+        await storage.set_opt_out(5, False)
+        assert storage.submit(rec(user_id=5))
+        await storage.flush()
+    finally:
+        await storage.close()
+    storage = await Storage.open(db_path)
+    try:
+        assert not await storage.is_opted_out(5)
+        assert await storage.count(HistoryFilter(guild_id=ANY_GUILD, user_id=5)) == 1
+        await storage.set_opt_out(6, True)
+    finally:
+        await storage.close()
+    storage = await Storage.open(db_path)
+    try:
+        assert storage.opted_out(6)
+        assert await storage.count(HistoryFilter(guild_id=ANY_GUILD, user_id=6)) == 1  # kept
+    finally:
+        await storage.close()
+
+
+async def test_purge_uses_each_guilds_retention_or_the_default(store: Storage) -> None:
+    now = T0
+    await store.update_guild_settings(1, retention_days=7)
+    await store.update_guild_settings(3, retention_days=365)  # longer than the default
+    for guild in (1, 2, 3, None):
+        for days in (3, 10, 40):
+            await store.add(rec(guild_id=guild, created_at=now - timedelta(days=days)))
+
+    async def ages(guild: int | None) -> list[int]:
+        rows = await store.history(HistoryFilter(guild_id=guild))
+        return sorted((now - r.created_at).days for r in rows)
+
+    assert await store.purge(default_days=None, now=now) == 2  # only guild 1 has a limit
+    assert await ages(1) == [3]
+    assert await ages(2) == [3, 10, 40]
+    assert await store.purge(default_days=30, now=now) == 2  # guild 2 and the DM
+    assert (await ages(1), await ages(2), await ages(3), await ages(None)) == (
+        [3],
+        [3, 10],
+        [3, 10, 40],
+        [3, 10],
+    )
+    assert await store.purge(default_days=30, now=now) == 0
+    with pytest.raises(ValueError, match="default_days must be a whole number of days"):
+        await store.purge(default_days=0)
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+async def test_guild_settings_defaults_updates_and_persistence(db_path: Path) -> None:
+    storage = await Storage.open(db_path)
+    try:
+        assert await storage.guild_settings(1) == GuildSettings(guild_id=1)
+        defaults = await storage.guild_settings(1)
+        assert (defaults.positive_emoji, defaults.negative_emoji) == (
+            DEFAULT_POSITIVE_EMOJI,
+            DEFAULT_NEGATIVE_EMOJI,
+        )
+        assert defaults.band is None and defaults.retention_days is None
+        assert not defaults.store_auto_text and defaults.auto_channels == frozenset()
+
+        updated = await storage.update_guild_settings(
+            1, positive_emoji="🎉", band=(0.4, 0.6), store_auto_text=True, retention_days=90
+        )
+        assert updated == GuildSettings(1, "🎉", DEFAULT_NEGATIVE_EMOJI, (0.4, 0.6), True, 90)
+        assert await storage.guild_settings(1) == updated  # the cache was refreshed
+        await storage.set_auto_channel(1, 10, True)
+        await storage.set_auto_channel(1, 11, True)
+        await storage.set_auto_channel(1, 11, True)  # twice is fine
+        assert (await storage.guild_settings(1)).auto_channels == {10, 11}
+        after = await storage.set_auto_channel(1, 10, False)
+        assert after.auto_channels == {11}
+        await storage.set_auto_channel(2, 20, True)  # a guild with no settings row yet
+        assert (await storage.guild_settings(2)).auto_channels == {20}
+        assert (await storage.guild_settings(3)).auto_channels == frozenset()
+    finally:
+        await storage.close()
+
+    storage = await Storage.open(db_path)
+    try:
+        settings = await storage.guild_settings(1)
+        assert settings == GuildSettings(1, "🎉", "👎", (0.4, 0.6), True, 90, frozenset({11}))
+        reset = await storage.update_guild_settings(1, band="reset", retention_days="reset")
+        assert (reset.band, reset.retention_days, reset.positive_emoji) == (None, None, "🎉")
+    finally:
+        await storage.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"band": (0.6, 0.7)}, "0 <= low <= 0.5 <= high <= 1"),
+        ({"band": (0.4, 1.2)}, "0 <= low <= 0.5 <= high <= 1"),
+        ({"band": (0.45, float("nan"))}, "0 <= low <= 0.5 <= high <= 1"),
+        ({"band": ("low", "high")}, "band must be a pair of numbers"),
+        ({"retention_days": 0}, "retention_days must be a whole number of days from 1"),
+        ({"retention_days": 2.5}, "retention_days must be a whole number"),
+        ({"positive_emoji": "  "}, "positive_emoji must be a non-empty emoji"),
+        ({"negative_emoji": "x" * 500}, "negative_emoji is too long"),
+    ],
+)
+async def test_bad_settings_are_refused_and_change_nothing(
+    store: Storage, changes: dict[str, Any], message: str
+) -> None:
+    before = await store.update_guild_settings(1, band=(0.3, 0.7), retention_days=5)
+    with pytest.raises(ValueError, match=message):
+        await store.update_guild_settings(1, store_auto_text=True, **changes)
+    assert await store.guild_settings(1) == before
+
+
+async def test_settings_are_served_from_memory(
+    store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.set_auto_channel(1, 10, True)
+    first = await store.guild_settings(1)
+
+    def no_disk(*args: object) -> Awaitable[object]:
+        raise AssertionError("the hot path read the disk")
+
+    monkeypatch.setattr(store._db, "execute_fetchall", no_disk)
+    for _ in range(3):
+        assert await store.guild_settings(1) is first
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+async def test_sql_looking_text_is_stored_verbatim(store: Storage) -> None:
+    texts = [
+        "'); DROP TABLE predictions; --",
+        "Robert'); DELETE FROM opt_outs WHERE ('1'='1",
+        '%s %d ? :name $1 \\ " ` ;',
+        "a\x00b",
+    ]
+    for i, text in enumerate(texts):
+        await store.add(rec(message_id=i, text=text, model_version="v'1; --"))
+    rows = await store.history(HistoryFilter(guild_id=1), limit=100)
+    assert sorted((r.message_id, r.text) for r in rows) == list(enumerate(texts))
+    assert {r.model_version for r in rows} == {"v'1; --"}
+    assert await store.count(HistoryFilter(guild_id=1)) == 4
+
+
+_ALPHABET = st.one_of(
+    st.characters(),
+    st.characters(categories=["Cs"]),  # lone surrogates: not encodable as UTF-8
+    st.sampled_from(["\x00", "'", '"', ";", "-", "\\", "%", "?", "😄", "\u200d", "`"]),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(texts=st.lists(st.text(_ALPHABET, max_size=60), min_size=1, max_size=8))
+def test_any_text_round_trips_to_its_safe_form(tmp_path: Path, texts: list[str]) -> None:
+    async def scenario() -> list[str | None]:
+        storage = await Storage.open(tmp_path / f"prop-{os.urandom(6).hex()}.db")
+        try:
+            for i, text in enumerate(texts):
+                await storage.add(rec(message_id=i, text=text, created_at=T0 + timedelta(i)))
+            rows = await storage.history(HistoryFilter(guild_id=1), limit=len(texts))
+            return [r.text for r in reversed(rows)]
+        finally:
+            await storage.close()
+
+    stored = asyncio.run(scenario())
+    assert stored == [safe_text(t) for t in texts]
+    for original, kept in zip(texts, stored, strict=True):
+        assert kept is not None and len(kept) == len(original)
+        if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in original):
+            assert kept == original  # exact for everything UTF-8 can hold, NUL included
+
+
+def test_safe_text_replaces_only_surrogates() -> None:
+    assert safe_text("ok \x00 😄") == "ok \x00 😄"
+    assert safe_text("a\ud800b\udfff") == "a\ufffdb\ufffd"
+
+
+# --- read-only helpers -----------------------------------------------------------------------
+
+
+async def test_read_only_helpers_match_the_async_queries(store: Storage) -> None:
+    await seed(store)
+    filters = [
+        HistoryFilter(guild_id=1),
+        HistoryFilter(guild_id=1, user_id=100, mood="neutral"),
+        HistoryFilter(guild_id=ANY_GUILD, since=T0 + timedelta(hours=2)),
+        HistoryFilter(guild_id=None),
+    ]
+    for flt in filters:
+        assert read_history(store.path, flt, limit=3, offset=1) == await store.history(
+            flt, limit=3, offset=1
+        )
+        assert read_count(store.path, flt) == await store.count(flt)
+        assert read_mood_counts(store.path, flt) == await store.mood_counts(flt)
+        assert read_mood_over_time(store.path, flt, bucket="hour") == await store.mood_over_time(
+            flt, bucket="hour"
+        )
+    sync_stats, async_stats = read_stats(store.path), await store.stats()
+    assert sync_stats.rows == async_stats.rows == 7
+    assert sync_stats.rows_by_source == async_stats.rows_by_source
+    assert sync_stats.rows_by_source == {"auto": 0, "command": 7, "context_menu": 0}
+    assert (sync_stats.oldest, sync_stats.newest) == (T0, T0 + timedelta(hours=6))
+    assert sync_stats.schema_version == SCHEMA_VERSION
+    assert async_stats.size_bytes > 0
+
+
+def test_read_only_helpers_cannot_write(db_path: Path) -> None:
+    async def make() -> None:
+        storage = await Storage.open(db_path)
+        await storage.add(rec())
+        await storage.close()
+
+    asyncio.run(make())
+    with (
+        storage_module._open_readonly(db_path) as (conn, _, _),
+        pytest.raises(sqlite3.OperationalError, match="readonly"),
+    ):
+        conn.execute("DELETE FROM predictions")
+    assert read_count(db_path, HistoryFilter(guild_id=1)) == 1
