@@ -38,7 +38,7 @@ Records and filters (frozen dataclasses)::
     mood_over_time(flt, *, bucket='day') -> [(bucket_start_utc, {mood: n}), ...]  ascending,
                                       non-empty buckets only; weeks start on Monday 00:00 UTC
     has_auto_prediction(message_id) -> bool      also sees queued, not yet written records
-    delete_messages(message_ids) -> int          rows deleted; queued rows for them never land
+    delete_messages(message_ids) -> int          rows deleted, queued ones included
     forget_user(user_id) -> int                  delete everything of the user, opt them out
     set_opt_out(user_id, opted_out) ; is_opted_out(user_id) -> bool ; opted_out(user_id) (sync)
     purge(*, default_days, now=None) -> int      retention: per guild, else default_days
@@ -90,8 +90,9 @@ Design decisions
   logs at ERROR how many predictions were not written.
 * **Privacy.** Opt-outs live in a table and in an in-memory set loaded at open, so ``submit``
   refuses records of opted-out users without touching the disk. ``delete_messages`` and
-  ``forget_user`` first mark the ids (so later submissions and queued records are refused), then
-  flush, then delete: nothing queued survives them. Deleted message ids are remembered (the last
+  ``forget_user`` first flush (so what is queued lands and is counted), then mark the ids (so
+  later submissions, and records queued in between, are refused), then delete: nothing queued
+  survives them. Deleted message ids are remembered (the last
   :data:`TOMBSTONES_KEPT`, in memory only) so a late classification of a deleted message is not
   stored.
 * **Settings** are cached in memory after the first read and reloaded after each change, so the
@@ -1123,8 +1124,10 @@ class Storage:
             _check_id("message_id", message_id, nullable=False)
         if not ids:
             return 0
-        self._add_tombstones(ids)
+        # Land what is queued first, so the count covers it; from then on, records for these
+        # messages are refused (queued ones are dropped at write time).
         await self.flush()
+        self._add_tombstones(ids)
         deleted = 0
         async with self._transaction() as db:
             for chunk in _chunks(ids, _CHUNK):
@@ -1142,8 +1145,8 @@ class Storage:
         stored until :meth:`set_opt_out` (user_id, False).
         """
         _check_id("user_id", user_id, nullable=False)
+        await self.flush()  # land what is queued, so the count covers it
         self._opted_out.add(user_id)  # refuse queued and new records from now on
-        await self.flush()
         async with self._transaction() as db:
             cursor = await db.execute("DELETE FROM predictions WHERE user_id = ?", [user_id])
             deleted = cursor.rowcount

@@ -39,6 +39,13 @@ class Prediction:
         """What a person would be told: ``neutral`` inside the band, else the label."""
         return "neutral" if self.in_band else self.label
 
+    def with_band(self, band: tuple[float, float]) -> Prediction:
+        """The same prediction judged against another neutral band (e.g. a guild's override)."""
+        if self.label == "neutral":
+            return self
+        low, high = band
+        return Prediction(self.label, self.p_positive, low < self.p_positive < high)
+
     @property
     def confidence(self) -> float:
         """Probability of the predicted label."""
@@ -105,17 +112,14 @@ class SentimentClassifier:
         self, texts: Sequence[str], *, band: tuple[float, float] | None = None
     ) -> list[Prediction]:
         """One :class:`Prediction` per text, in order. ``band`` overrides the artifact's."""
-        low, high = band if band is not None else self.artifact.band
+        band = band if band is not None else self.artifact.band
         readable = [i for i, t in enumerate(texts) if t.strip()]
         out = [EMPTY_PREDICTION] * len(texts)
         if readable:
             probs = self.probabilities(self.encoder.encode([texts[i] for i in readable]))
             for i, p in zip(readable, probs.tolist(), strict=True):
-                out[i] = Prediction(
-                    label="positive" if p >= 0.5 else "negative",
-                    p_positive=p,
-                    in_band=low < p < high,
-                )
+                label: Label = "positive" if p >= 0.5 else "negative"
+                out[i] = Prediction(label, p, in_band=False).with_band(band)
         return out
 
     def predict(self, text: str) -> Prediction:

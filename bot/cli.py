@@ -1,0 +1,232 @@
+"""Console commands: ``sentiment-bot`` (run the bot) and ``sentiment-history`` (operator CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import discord
+
+from bot.config import Settings, SettingsError
+from bot.storage import (
+    ANY_GUILD,
+    HistoryFilter,
+    StorageError,
+    read_count,
+    read_history,
+    read_mood_counts,
+    read_stats,
+)
+from model import ArtifactError, EncoderError
+
+log = logging.getLogger("bot")
+
+NO_TOKEN = """\
+DISCORD_TOKEN is not set, so the bot cannot connect to Discord.
+  To run it for real: create a bot in the Discord Developer Portal and put its token in .env
+  as DISCORD_TOKEN=... (the README's "Creating the Discord application" walks through it).
+  To try it now without a token: sentiment-sandbox  (the real bot against a local fake Discord)."""
+
+
+def setup_logging(level: str) -> None:
+    discord.utils.setup_logging(level=getattr(logging, level), root=True)
+
+
+async def run_bot(settings: Settings) -> None:
+    """Run until the connection ends or SIGINT / SIGTERM asks for a graceful shutdown."""
+    from bot.client import SentimentBot
+
+    bot = SentimentBot(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with bot:
+            runner = asyncio.create_task(bot.start(settings.token.reveal()), name="bot")
+            stopper = asyncio.create_task(stop.wait(), name="signals")
+            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                log.info("signal received: shutting down")
+                await bot.close()
+            stopper.cancel()
+            await runner
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sentiment-bot",
+        description="Run Sentiment Bot. Settings come from the environment and .env "
+        "(see .env.example).",
+    )
+    parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(require_token=False)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.token:
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        asyncio.run(run_bot(settings))
+    except discord.LoginFailure:
+        print(
+            "error: Discord refused DISCORD_TOKEN. Reset the token on the Developer Portal's "
+            "Bot page and put the new one in .env.",
+            file=sys.stderr,
+        )
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "error: the Message Content intent is not enabled for this bot. Switch it on in "
+            "the Developer Portal: Bot > Privileged Gateway Intents.",
+            file=sys.stderr,
+        )
+        return 2
+    except (ArtifactError, EncoderError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Operator CLI
+
+
+def history_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sentiment-history",
+        description="Print prediction history and mood statistics from the bot's database "
+        "(read-only; safe while the bot runs).",
+    )
+    parser.add_argument("--db", type=Path, help="database file [SENTIMENT_DB, data/sentiment.db]")
+    parser.add_argument("--guild", type=int, help="only this guild id")
+    parser.add_argument("--user", type=int, help="only this user id")
+    parser.add_argument("--channel", type=int, help="only this channel id")
+    parser.add_argument("--mood", choices=("positive", "negative", "neutral"))
+    parser.add_argument("--days", type=int, help="only the last N days")
+    parser.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    parser.add_argument("--offset", type=int, default=0, help="rows to skip (paging)")
+    parser.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    parser.add_argument("--stats", action="store_true", help="totals and mood shares only")
+    args = parser.parse_args(argv)
+    try:
+        db = args.db or Settings.from_env(require_token=False).database
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not db.is_file():
+        print(
+            f"error: no database at {db}. Pass --db or set SENTIMENT_DB to the bot's "
+            "database file.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.limit < 1 or args.offset < 0 or (args.days is not None and args.days < 1):
+        print("error: --limit and --days must be >= 1 and --offset >= 0.", file=sys.stderr)
+        return 2
+    flt = HistoryFilter(
+        guild_id=args.guild if args.guild is not None else ANY_GUILD,
+        user_id=args.user,
+        channel_id=args.channel,
+        mood=args.mood,
+        since=datetime.now(UTC) - timedelta(days=args.days) if args.days else None,
+    )
+    try:
+        if args.stats:
+            _print_stats(db, flt, as_csv=args.csv)
+        else:
+            _print_history(db, flt, args.limit, args.offset, as_csv=args.csv)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+COLUMNS = (
+    "id",
+    "time_utc",
+    "guild",
+    "channel",
+    "message",
+    "user",
+    "source",
+    "mood",
+    "p_positive",
+    "model",
+    "text",
+)
+
+
+def _print_history(db: Path, flt: HistoryFilter, limit: int, offset: int, *, as_csv: bool) -> None:
+    rows = read_history(db, flt, limit=limit, offset=offset)
+    table = [
+        (
+            str(r.id),
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(r.guild_id or "DM"),
+            str(r.channel_id or ""),
+            str(r.message_id or ""),
+            str(r.user_id),
+            r.source,
+            r.mood,
+            f"{r.p_positive:.3f}",
+            r.model_version,
+            r.text or "",
+        )
+        for r in rows
+    ]
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(COLUMNS)
+        writer.writerows(table)
+        return
+    total = read_count(db, flt)
+    shown = [(*row[:-1], _clip(row[-1], 40)) for row in table]
+    widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(COLUMNS)]
+    print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
+    for row in shown:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    print(f"({len(rows)} of {total} matching predictions, from row {offset + 1})")
+
+
+def _print_stats(db: Path, flt: HistoryFilter, *, as_csv: bool) -> None:
+    counts = read_mood_counts(db, flt)
+    total = sum(counts.values())
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(("mood", "count", "share"))
+        for mood, n in counts.items():
+            writer.writerow((mood, n, f"{n / total:.4f}" if total else "0"))
+        return
+    stats = read_stats(db)
+    print(
+        f"database {stats.path}: schema {stats.schema_version}, {stats.rows} predictions, "
+        f"{stats.size_bytes / 1024:.0f} KiB"
+    )
+    if stats.oldest and stats.newest:
+        print(
+            f"from {stats.oldest:%Y-%m-%d %H:%M} to {stats.newest:%Y-%m-%d %H:%M} UTC; by "
+            "source: " + ", ".join(f"{k} {v}" for k, v in stats.rows_by_source.items())
+        )
+    print(f"matching the filter: {total}")
+    for mood, n in counts.items():
+        share = n / total if total else 0.0
+        print(f"  {mood:<8} {n:>8}  {share:6.1%}  {'█' * round(share * 40)}")
+
+
+def _clip(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -1,0 +1,184 @@
+"""The Discord client: start-up (setup_hook), the cogs, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands, tasks
+
+from bot.config import Settings
+from bot.inference import InferenceService, Predictor
+from bot.interactions import friendly_error, send
+from bot.mood import MoodService
+from bot.storage import Storage
+from model import SentimentClassifier
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.cogs.sentiment", "bot.cogs.history", "bot.cogs.admin")
+PURGE_EVERY_HOURS = 6
+HANDLER_GRACE_S = 10.0  # on shutdown, how long event handlers may take to finish their replies
+
+
+# The bot never joins voice: silence discord.py's start-up warnings about voice libraries.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+
+def intents() -> discord.Intents:
+    """Guilds and guild messages, plus the privileged Message Content intent (the text)."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+class SentimentBot(commands.Bot):
+    """Loads the classifier once, opens the database, starts the services, loads the cogs.
+
+    ``classifier`` may be passed in (tests share one across bots); by default it is loaded from
+    ``settings.artifact`` (or the committed default) in a worker thread.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        classifier: SentimentClassifier | None = None,
+        **options: Any,
+    ) -> None:
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=intents(), help_command=None, **options
+        )
+        self.settings = settings
+        self._classifier = classifier
+        self._services_started = False
+        self._busy: set[asyncio.Task[Any]] = set()
+        self.closing = False
+
+    # set in setup_hook
+    classifier: SentimentClassifier
+    storage: Storage
+    inference: InferenceService
+    mood: MoodService
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        if self._classifier is None:
+            self._classifier = await asyncio.to_thread(
+                SentimentClassifier.load,
+                settings.artifact,
+                batch_size=settings.encoder_batch_size,
+                threads=settings.torch_threads,
+            )
+        self.classifier = self._classifier
+        log.info(
+            "model %s loaded (%s, %s pooling; neutral band %.3f..%.3f)",
+            self.classifier.version,
+            self.classifier.artifact.encoder.name,
+            self.classifier.artifact.encoder.pooling,
+            *self.classifier.band,
+        )
+        self.storage = await Storage.open(settings.database)
+        self.storage.start_writer()
+        predictor: Predictor = self.classifier
+        self.inference = InferenceService(
+            predictor,
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+        )
+        await self.inference.start()
+        self._services_started = True
+        self.mood = MoodService(self.inference, self.storage, self.classifier.version)
+        self.tree.error(self.on_app_command_error)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+        self.purge_old_rows.start()
+
+    async def sync_commands(self) -> None:
+        """To the development guild when one is set (instant), else globally (up to an hour)."""
+        if self.settings.dev_guild_id is not None:
+            guild = discord.Object(id=self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), guild.id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d global commands", len(synced))
+
+    @tasks.loop(hours=PURGE_EVERY_HOURS)
+    async def purge_old_rows(self) -> None:
+        try:
+            removed = await self.storage.purge(default_days=self.settings.retention_days)
+        except Exception:
+            log.exception("retention purge failed; it runs again in %d hours", PURGE_EVERY_HOURS)
+            return
+        if removed:
+            log.info("retention purge removed %d predictions", removed)
+
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Mark the current task as handling an event: close() lets it finish its reply."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._busy.add(task)
+        try:
+            yield
+        finally:
+            self._busy.discard(task)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        """One friendly line for the user; a traceback in the log only for real bugs."""
+        if isinstance(error, app_commands.MissingPermissions):
+            message = f"You need {', '.join(error.missing_permissions)} to use this command."
+        elif isinstance(error, app_commands.CheckFailure):
+            message = "You cannot use this command here."
+        else:
+            original = getattr(error, "original", error)
+            message = friendly_error(original) or "Something went wrong; the error was logged."
+            log.error("command %s failed", _command_name(interaction), exc_info=original)
+        with contextlib.suppress(discord.HTTPException):  # an expired interaction: nothing to do
+            await send(interaction, content=message, ephemeral=True)
+
+    async def on_ready(self) -> None:
+        user = self.user
+        log.info(
+            "connected as %s (%s) to %d guilds", user, user.id if user else "?", len(self.guilds)
+        )
+
+    async def close(self) -> None:
+        """Stop taking work, finish predictions in flight, flush the writer, close the database."""
+        if self.closing:
+            return
+        self.closing = True
+        log.info("shutting down: finishing predictions in flight, flushing the database")
+        self.purge_old_rows.cancel()
+        try:
+            if self._services_started:
+                await self.inference.close()
+                # Handlers that got their predictions log them and send their reactions and
+                # replies while the connection is still open.
+                busy = self._busy - {asyncio.current_task()}
+                if busy:
+                    await asyncio.wait(busy, timeout=HANDLER_GRACE_S)
+                await self.storage.close()
+        finally:
+            await super().close()
+        log.info("shut down cleanly")
+
+
+def _command_name(interaction: discord.Interaction[Any]) -> str:
+    command = interaction.command
+    return command.qualified_name if command is not None else "?"

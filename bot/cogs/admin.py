@@ -1,0 +1,165 @@
+"""/sentiment-admin: per-guild configuration, for members with Manage Server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.interactions import send
+from bot.storage import GuildSettings
+
+if TYPE_CHECKING:
+    from bot.client import SentimentBot
+
+Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel
+
+
+def emoji_problem(value: str) -> str | None:
+    """Why ``value`` cannot be used as a reaction emoji, or None when it can."""
+    value = value.strip()
+    partial = discord.PartialEmoji.from_str(value)
+    if partial.id is not None:
+        return None  # a custom emoji <:name:id>; Discord tells at reaction time if it is foreign
+    if not value or len(value) > 16 or any(c.isalnum() or c.isspace() for c in value):
+        return (
+            f"{value!r} is not an emoji. Use a Unicode emoji such as 👍 or a custom one of this "
+            "server, like <:party:123456789012345678>."
+        )
+    return None
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.checks.has_permissions(manage_guild=True)
+class AdminCog(commands.GroupCog, name="sentiment-admin"):
+    """Configure Sentiment Bot in this server (Manage Server)."""
+
+    def __init__(self, bot: SentimentBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def _show(
+        self, interaction: discord.Interaction[Any], settings: GuildSettings, note: str
+    ) -> None:
+        band = settings.band or self.bot.classifier.band
+        channels = ", ".join(f"<#{c}>" for c in sorted(settings.auto_channels)) or "none"
+        retention = settings.retention_days or self.bot.settings.retention_days
+        embed = discord.Embed(
+            title="Sentiment Bot settings", description=note, colour=discord.Colour.blurple()
+        )
+        embed.add_field(name="Automatic reactions in", value=channels, inline=False)
+        embed.add_field(
+            name="Emoji", value=f"{settings.positive_emoji} / {settings.negative_emoji}"
+        )
+        embed.add_field(
+            name="Neutral band",
+            value=f"{band[0]:.2f} … {band[1]:.2f}" + ("" if settings.band else " (model's)"),
+        )
+        embed.add_field(
+            name="Store text of reacted messages", value="on" if settings.store_auto_text else "off"
+        )
+        embed.add_field(
+            name="Retention",
+            value=f"{retention} days" if retention else "forever",
+        )
+        await send(interaction, embed=embed, ephemeral=True)
+
+    @app_commands.command(name="show", description="Show this server's settings")
+    async def show(self, interaction: discord.Interaction[Any]) -> None:
+        assert interaction.guild_id is not None
+        await self._show(
+            interaction, await self.bot.storage.guild_settings(interaction.guild_id), ""
+        )
+
+    @app_commands.command(name="reactions", description="Switch automatic reactions in a channel")
+    @app_commands.describe(channel="The channel", enabled="On or off")
+    async def reactions(
+        self, interaction: discord.Interaction[Any], channel: Channel, enabled: bool
+    ) -> None:
+        assert interaction.guild_id is not None
+        settings = await self.bot.storage.set_auto_channel(
+            interaction.guild_id, channel.id, enabled
+        )
+        state = "on" if enabled else "off"
+        await self._show(
+            interaction, settings, f"Automatic reactions are {state} in {channel.mention}."
+        )
+
+    @app_commands.command(name="emoji", description="The reaction emoji for positive and negative")
+    @app_commands.describe(
+        positive="Emoji for positive messages", negative="Emoji for negative messages"
+    )
+    async def emoji(
+        self,
+        interaction: discord.Interaction[Any],
+        positive: str | None = None,
+        negative: str | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        for value in (positive, negative):
+            problem = emoji_problem(value) if value is not None else None
+            if problem:
+                await send(interaction, content=problem, ephemeral=True)
+                return
+        settings = await self.bot.storage.update_guild_settings(
+            interaction.guild_id,
+            positive_emoji=positive.strip() if positive else None,
+            negative_emoji=negative.strip() if negative else None,
+        )
+        await self._show(interaction, settings, "Emoji updated.")
+
+    @app_commands.command(
+        name="band", description="Override the neutral band (leave both out to reset)"
+    )
+    @app_commands.describe(
+        low="Silent when P(positive) is above this (0 to 0.5)",
+        high="... and below this (0.5 to 1)",
+    )
+    async def band(
+        self,
+        interaction: discord.Interaction[Any],
+        low: app_commands.Range[float, 0.0, 0.5] | None = None,
+        high: app_commands.Range[float, 0.5, 1.0] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        if (low is None) != (high is None):
+            await send(
+                interaction,
+                content="Give both `low` and `high`, or neither to reset to the model's band.",
+                ephemeral=True,
+            )
+            return
+        band: tuple[float, float] | Literal["reset"] = (
+            (low, high) if low is not None and high is not None else "reset"
+        )
+        settings = await self.bot.storage.update_guild_settings(interaction.guild_id, band=band)
+        await self._show(interaction, settings, "Neutral band updated.")
+
+    @app_commands.command(
+        name="store-text", description="Keep the text of messages the bot reacts to"
+    )
+    @app_commands.describe(enabled="On: text is stored with each automatic prediction")
+    async def store_text(self, interaction: discord.Interaction[Any], enabled: bool) -> None:
+        assert interaction.guild_id is not None
+        settings = await self.bot.storage.update_guild_settings(
+            interaction.guild_id, store_auto_text=enabled
+        )
+        await self._show(interaction, settings, f"Text storage is {'on' if enabled else 'off'}.")
+
+    @app_commands.command(name="retention", description="Delete predictions older than N days")
+    @app_commands.describe(days="Days to keep (0: the bot's default)")
+    async def retention(
+        self, interaction: discord.Interaction[Any], days: app_commands.Range[int, 0, 36500]
+    ) -> None:
+        assert interaction.guild_id is not None
+        settings = await self.bot.storage.update_guild_settings(
+            interaction.guild_id, retention_days=days if days else "reset"
+        )
+        await self._show(interaction, settings, "Retention updated.")
+
+
+async def setup(bot: SentimentBot) -> None:
+    await bot.add_cog(AdminCog(bot))

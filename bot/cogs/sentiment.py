@@ -1,0 +1,201 @@
+"""/sentiment, the "Analyze sentiment" context menu, automatic reactions, deleted messages."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.inference import InferenceError, Overloaded, ServiceClosed
+from bot.interactions import reply_when_ready
+from bot.render import prediction_embed
+from bot.storage import Source, StorageError
+
+if TYPE_CHECKING:
+    from bot.client import SentimentBot
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4000  # Discord's message limit for Nitro users; the encoder truncates by tokens anyway
+WARN_EVERY_S = 600.0  # the same problem in the same place is logged at most this often
+
+
+class SentimentCog(commands.Cog):
+    def __init__(self, bot: SentimentBot) -> None:
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(
+            name="Analyze sentiment", callback=self.analyze_message
+        )
+        self._in_progress: set[int] = set()  # message ids being classified (gateway replays)
+        self._warned: dict[tuple[str, int], float] = {}
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    @app_commands.command(name="sentiment", description="Tell the mood of a text")
+    @app_commands.describe(
+        text="The text to read", private="Only you see the answer (default: the whole channel)"
+    )
+    async def sentiment(
+        self,
+        interaction: discord.Interaction[Any],
+        text: app_commands.Range[str, 1, MAX_TEXT],
+        private: bool = False,
+    ) -> None:
+        await self._answer(interaction, text, "command", ephemeral=private, message_id=None)
+
+    async def analyze_message(
+        self, interaction: discord.Interaction[Any], message: discord.Message
+    ) -> None:
+        """Message context menu: the same answer, only for the person asking."""
+        await self._answer(
+            interaction, message.content, "context_menu", ephemeral=True, message_id=message.id
+        )
+
+    async def _answer(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        source: Source,
+        *,
+        ephemeral: bool,
+        message_id: int | None,
+    ) -> None:
+        with self.bot.handling():
+            await self._answer_now(
+                interaction, text, source, ephemeral=ephemeral, message_id=message_id
+            )
+
+    async def _answer_now(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        source: Source,
+        *,
+        ephemeral: bool,
+        message_id: int | None,
+    ) -> None:
+        guild_id = interaction.guild_id
+        settings = await self.bot.storage.guild_settings(guild_id) if guild_id else None
+        band = settings.band if settings and settings.band else self.bot.classifier.band
+        # Text typed into /sentiment is stored; someone's message only where the guild allows.
+        store_text = source == "command" or bool(settings and settings.store_auto_text)
+        work = self.bot.mood.classify(
+            text,
+            source=source,
+            user_id=interaction.user.id,
+            guild_id=guild_id,
+            channel_id=interaction.channel_id,
+            message_id=message_id,
+            store_text=store_text,
+            band=band,
+        )
+        await reply_when_ready(
+            interaction,
+            work,
+            lambda prediction: {"embed": prediction_embed(text, prediction, band)},
+            ephemeral=ephemeral,
+        )
+
+    # -- automatic reactions -----------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        with self.bot.handling():
+            await self._maybe_react(message)
+
+    async def _maybe_react(self, message: discord.Message) -> None:
+        if (
+            self.bot.closing
+            or message.guild is None
+            or message.author.bot
+            or message.webhook_id is not None
+            or not message.content.strip()  # attachment-only: nothing to read
+        ):
+            return
+        storage = self.bot.storage
+        settings = await storage.guild_settings(message.guild.id)
+        parent_id = getattr(message.channel, "parent_id", None)  # threads follow their channel
+        if (
+            message.channel.id not in settings.auto_channels
+            and parent_id not in settings.auto_channels
+        ):
+            return
+        if storage.opted_out(message.author.id) or message.id in self._in_progress:
+            return
+        self._in_progress.add(message.id)
+        try:
+            if await storage.has_auto_prediction(message.id):
+                return  # the gateway delivered this message again (resume): already done
+            prediction = await self.bot.mood.classify(
+                message.content,
+                source="auto",
+                user_id=message.author.id,
+                guild_id=message.guild.id,
+                channel_id=message.channel.id,
+                message_id=message.id,
+                store_text=settings.store_auto_text,
+                band=settings.band,
+            )
+        except Overloaded:
+            return  # shed under load; counted in the inference stats
+        except (InferenceError, ServiceClosed, StorageError) as exc:
+            self._warn("classify", message.guild.id, "automatic reaction skipped: %s", exc)
+            return
+        finally:
+            self._in_progress.discard(message.id)
+        if prediction.in_band:
+            return
+        emoji = (
+            settings.positive_emoji if prediction.label == "positive" else settings.negative_emoji
+        )
+        await self._react(message, emoji)
+
+    async def _react(self, message: discord.Message, emoji: str) -> None:
+        try:
+            await message.add_reaction(discord.PartialEmoji.from_str(emoji))
+        except discord.Forbidden:
+            self._warn(
+                "forbidden",
+                message.channel.id,
+                "cannot react in channel %s: the bot lacks Add Reactions / Read Message History "
+                "there (or the emoji %r is unavailable); reactions there are skipped",
+                message.channel.id,
+                emoji,
+            )
+        except discord.NotFound:
+            log.debug("message %s was deleted before the reaction", message.id)
+        except discord.HTTPException as exc:
+            self._warn(
+                "http", message.channel.id, "reaction failed in %s: %s", message.channel.id, exc
+            )
+
+    def _warn(self, kind: str, where: int, msg: str, *args: object) -> None:
+        """Log a warning at most once per WARN_EVERY_S for the same kind of problem and place."""
+        now = time.monotonic()
+        if now - self._warned.get((kind, where), -WARN_EVERY_S) >= WARN_EVERY_S:
+            self._warned[(kind, where)] = now
+            log.warning(msg, *args)
+
+    # -- deletions ---------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.bot.storage.delete_messages([payload.message_id])
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.bot.storage.delete_messages(sorted(payload.message_ids))
+
+
+async def setup(bot: SentimentBot) -> None:
+    await bot.add_cog(SentimentCog(bot))
