@@ -1,0 +1,227 @@
+"""sentiment-sandbox: the console parser (pure) and one scripted session against the real bot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.sandbox.cli import (
+    Meta,
+    Say,
+    Slash,
+    UsageError,
+    World,
+    build_call,
+    parse_line,
+    plain,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+WORLD = World(
+    guild_id=1,
+    members={"you": 10, "alice": 11},
+    channels={"general": 100, "random": 101},
+    others={99: "Sentiment Bot"},
+)
+CHANNEL: dict[str, Any] = {"type": 7, "name": "channel", "description": "The channel"}
+SENTIMENT = {
+    "name": "sentiment",
+    "options": [
+        {"type": 3, "name": "text", "required": True, "min_length": 1},
+        {"type": 5, "name": "private"},
+    ],
+}
+HISTORY = {
+    "name": "history",
+    "options": [
+        {"type": 6, "name": "member"},
+        CHANNEL,
+        {
+            "type": 3,
+            "name": "mood",
+            "choices": [{"name": m, "value": m} for m in ("positive", "negative")],
+        },
+        {"type": 4, "name": "days", "min_value": 1, "max_value": 3650},
+    ],
+}
+ADMIN = {
+    "name": "sentiment-admin",
+    "options": [
+        {"type": 1, "name": "show", "options": []},
+        {
+            "type": 1,
+            "name": "reactions",
+            "options": [
+                {**CHANNEL, "required": True},
+                {"type": 5, "name": "enabled", "required": True},
+            ],
+        },
+        {
+            "type": 1,
+            "name": "emoji",
+            "options": [{"type": 3, "name": "positive"}, {"type": 3, "name": "negative"}],
+        },
+    ],
+}
+
+
+def call(command: dict[str, Any], line: str) -> tuple[str | None, dict[str, Any]]:
+    parsed = parse_line(line)
+    assert isinstance(parsed, Slash)
+    return build_call(command, parsed, WORLD)
+
+
+# ------------------------------------------------------------------------------ parser
+
+
+def test_parse_line_tells_messages_commands_and_console_commands_apart() -> None:
+    assert parse_line("  ") is None
+    assert parse_line("I love it") == Say("I love it")
+    assert parse_line('/history member=alice mood=negative note="a b" 7') == Slash(
+        "history", ("7",), (("member", "alice"), ("mood", "negative"), ("note", "a b"))
+    )
+    assert parse_line("/sentiment 2+2=4 is great") == Slash("sentiment", ("2+2=4", "is", "great"))
+    assert parse_line(":) what a day") == Say(":) what a day")
+    assert parse_line(":as alice") == Meta("as", "alice")
+    assert parse_line(":QUIT") == Meta("quit")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (":frobnicate", "unknown console command :frobnicate"),
+        (":as", ":as needs a member name"),
+        ("/", "type a command name after /"),
+        ("/history days=1 days=2", "option days= is given twice"),
+    ],
+)
+def test_parse_line_names_the_mistake(line: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_line(line)
+
+
+def test_words_fill_the_options_they_fit() -> None:
+    assert call(SENTIMENT, "/sentiment private this is awful") == (
+        None,
+        {"private": True, "text": "this is awful"},
+    )
+    assert call(SENTIMENT, "/sentiment text=hi private=no") == (
+        None,
+        {"text": "hi", "private": False},
+    )
+    assert call(HISTORY, "/history negative #random alice 7") == (
+        None,
+        {"mood": "negative", "channel": 101, "member": 11, "days": 7},
+    )
+    assert call(ADMIN, "/sentiment-admin reactions #random off") == (
+        "reactions",
+        {"channel": 101, "enabled": False},
+    )
+    # two free-text options: one word each
+    assert call(ADMIN, "/sentiment-admin emoji 🎉 😡") == (
+        "emoji",
+        {"positive": "🎉", "negative": "😡"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("/history days=abc", "days=abc: days takes a whole number"),
+        ("/history member=bob", "no member named 'bob'; the members are: you, alice"),
+        ("/history bob", "'bob' fits none of its options"),
+        ("/history colour=red", "/history has no option 'colour'; it takes: member"),
+        ("/sentiment-admin", "needs a subcommand: show | reactions | emoji"),
+        ("/sentiment-admin frob", "has no subcommand 'frob'"),
+        ("/sentiment-admin reactions #random", "needs enabled"),
+        ("/sentiment-admin show now", "takes nothing more; left over: 'now'"),
+        ("/sentiment private", "needs text"),
+    ],
+)
+def test_bad_command_lines_get_a_clear_error(line: str, message: str) -> None:
+    command = {"history": HISTORY, "sentiment-admin": ADMIN, "sentiment": SENTIMENT}
+    parsed = parse_line(line)
+    assert isinstance(parsed, Slash)
+    with pytest.raises(UsageError, match=message):
+        build_call(command[parsed.name], parsed, WORLD)
+
+
+def test_plain_makes_discord_markup_readable() -> None:
+    text = "😊 **positive** 0.97 · <#100> · <t:1000:R> · <@11> · <@99>\n`███░ 30%` \\*x\\_"
+    assert plain(text, WORLD, now=1000 + 120) == (
+        "😊 positive 0.97 · #general · 2 min ago · @alice · @Sentiment Bot\n███░ 30% *x_"
+    )
+
+
+# ------------------------------------------------------------------------------ a real session
+
+SCRIPT = """\
+I absolutely love this, what a wonderful day!
+/sentiment this is terrible and I hate it
+:analyze 1
+/history
+/mood
+:in random
+what a wonderful day
+:as alice
+/sentiment-admin show
+/nope
+:as bob
+:delete 1
+:quit
+"""
+
+
+def test_a_scripted_session_reacts_answers_and_saves_the_chart(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("SENTIMENT_ARTIFACT", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.sandbox.cli",
+            "--db",
+            str(tmp_path / "sandbox.db"),
+            "--fresh",
+            "--out",
+            str(out),
+            "--log",
+            str(tmp_path / "sandbox.log"),
+        ],
+        input=SCRIPT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=REPO,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout
+    assert result.returncode == 0, output + result.stderr
+    assert "Traceback" not in output + result.stderr
+    assert "#1 · bot reacted 👍" in output
+    assert "😞 Negative" in output  # /sentiment
+    assert "😊 Positive" in output  # the context menu on message #1
+    assert "Your sentiment history" in output
+    assert "reaction" in output.split("Your sentiment history")[1]
+    assert "#2 · no reaction: automatic reactions are off in #random" in output
+    assert "error: alice cannot use /sentiment-admin: it needs Manage Server" in output
+    assert "error: unknown command /nope" in output
+    assert "error: no member named 'bob'" in output
+    assert "#1 deleted; the bot erased its stored prediction of it" in output
+    assert "! the bot logged an error" not in output
+    (chart,) = out.glob("mood-*.png")
+    assert chart.read_bytes().startswith(PNG_MAGIC)
+    assert f"[file saved: {chart}]" in output
+    log = (tmp_path / "sandbox.log").read_text(encoding="utf-8")
+    assert "shut down cleanly" in log  # SentimentBot.close ran: the database was flushed
+    assert (tmp_path / "sandbox.db").is_file()
