@@ -8,6 +8,8 @@ from datetime import datetime
 
 import numpy as np
 
+MAX_LABELLED_BUCKETS = 16
+MIN_VISIBLE_BUCKETS = 7
 MOOD_COLOURS = {"positive": "#3ba55d", "neutral": "#99aab5", "negative": "#ed4245"}
 
 
@@ -21,6 +23,7 @@ def mood_chart(
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
     try:
@@ -29,7 +32,8 @@ def mood_chart(
             ax.set_axis_off()
         else:
             times = np.array([t.replace(tzinfo=None) for t, _ in series], dtype="datetime64[s]")
-            width = {"hour": 1 / 24, "day": 1.0, "week": 7.0}.get(bucket, 1.0) * 0.8
+            step_s = {"hour": 3600, "day": 86_400, "week": 604_800}.get(bucket, 86_400)
+            width = step_s / 86_400 * 0.8  # matplotlib dates are in days
             bottom = [0] * len(series)
             for mood in ("negative", "neutral", "positive"):
                 counts = [c.get(mood, 0) for _, c in series]
@@ -60,6 +64,12 @@ def mood_chart(
             )
             share_ax.set_ylim(0, 1)
             share_ax.set_ylabel("share positive (of non-neutral)")
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts are whole
+            if len(series) <= MAX_LABELLED_BUCKETS:
+                ax.set_xticks(times)  # one label per bar, never repeated
+            if len(series) < MIN_VISIBLE_BUCKETS:  # a lone bar would fill the whole width
+                pad = np.timedelta64(int(step_s * MIN_VISIBLE_BUCKETS / 2), "s")
+                ax.set_xlim(times[0] - pad, times[-1] + pad)
             pattern = "%m-%d %H:00" if bucket == "hour" else "%m-%d"
             ax.xaxis.set_major_formatter(mdates.DateFormatter(pattern))  # type: ignore[no-untyped-call]
             fig.autofmt_xdate()
