@@ -46,7 +46,8 @@ async def run_bot(settings: Settings) -> None:
     bot = SentimentBot(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with bot:
@@ -55,12 +56,20 @@ async def run_bot(settings: Settings) -> None:
             await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():
                 log.info("signal received: shutting down")
+                if not bot.setup_done:
+                    # Still logging in or loading the model: stop that half-way (close()
+                    # alone would let it carry on against a closed HTTP session).
+                    runner.cancel()
                 await bot.close()
             stopper.cancel()
-            await runner
+            await asyncio.wait({runner})
+            if not runner.cancelled():
+                runner.result()  # the connection's own error, if it ended with one
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig, handler in previous.items():
             loop.remove_signal_handler(sig)
+            if handler is not None:
+                signal.signal(sig, handler)  # what the host process had, not just the default
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,6 +61,7 @@ class SentimentBot(commands.Bot):
         self.settings = settings
         self._classifier = classifier
         self._services_started = False
+        self.setup_done = False  # setup_hook finished: from now on close() alone stops the bot
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False
 
@@ -104,6 +105,7 @@ class SentimentBot(commands.Bot):
             await self.load_extension(extension)
         await self.sync_commands()
         self.purge_old_rows.start()
+        self.setup_done = True
 
     async def sync_commands(self) -> None:
         """To the development guild when one is set (instant), else globally (up to an hour)."""
@@ -142,7 +144,9 @@ class SentimentBot(commands.Bot):
     ) -> None:
         """One friendly line for the user; a traceback in the log only for real bugs."""
         if isinstance(error, app_commands.MissingPermissions):
-            message = f"You need {', '.join(error.missing_permissions)} to use this command."
+            needed = " and ".join(_permission_name(p) for p in error.missing_permissions)
+            plural = "s" if len(error.missing_permissions) > 1 else ""
+            message = f"You need the {needed} permission{plural} to use this command."
         elif isinstance(error, app_commands.CheckFailure):
             message = "You cannot use this command here."
         else:
@@ -158,6 +162,11 @@ class SentimentBot(commands.Bot):
             "connected as %s (%s) to %d guilds", user, user.id if user else "?", len(self.guilds)
         )
 
+    async def _finish_handlers(self) -> None:
+        busy = self._busy - {asyncio.current_task()}
+        if busy:
+            await asyncio.wait(busy, timeout=HANDLER_GRACE_S)
+
     async def close(self) -> None:
         """Stop taking work, finish predictions in flight, flush the writer, close the database."""
         if self.closing:
@@ -167,16 +176,22 @@ class SentimentBot(commands.Bot):
         self.purge_old_rows.cancel()
         try:
             if self._services_started:
+                # Handlers already under way (new ones see ``closing`` and stop) classify with
+                # the model still running, instead of being refused half-way...
+                await self._finish_handlers()
                 await self.inference.close()
-                # Handlers that got their predictions log them and send their reactions and
-                # replies while the connection is still open.
-                busy = self._busy - {asyncio.current_task()}
-                if busy:
-                    await asyncio.wait(busy, timeout=HANDLER_GRACE_S)
+                # ...then any that got their predictions from the last batches log them and
+                # send their reactions and replies while the connection is still open.
+                await self._finish_handlers()
                 await self.storage.close()
         finally:
             await super().close()
         log.info("shut down cleanly")
+
+
+def _permission_name(flag: str) -> str:
+    """``manage_guild`` -> ``Manage Server``: the name Discord's client shows."""
+    return flag.replace("guild", "server").replace("_", " ").title()
 
 
 def _command_name(interaction: discord.Interaction[Any]) -> str:

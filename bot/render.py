@@ -63,9 +63,20 @@ def prediction_embed(text: str, prediction: Prediction, band: tuple[float, float
     return embed
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def history_embed(
-    rows: Sequence[StoredPrediction], *, title: str, page: int, pages: int, total: int
+    rows: Sequence[StoredPrediction],
+    *,
+    title: str,
+    page: int,
+    pages: int,
+    total: int,
+    show_user: bool,
 ) -> discord.Embed:
+    """One page of predictions; ``show_user`` when the rows are of several people."""
     embed = discord.Embed(title=title, colour=discord.Colour.blurple())
     if not rows:
         embed.description = "No predictions match."
@@ -78,13 +89,13 @@ def history_embed(
             f"{MOOD_EMOJI[row.mood]} **{row.mood}** {row.p_positive:.2f} · {where} · {when} · "
             f"{SOURCE_NAMES[row.source]}"
         )
-        if row.user_id is not None:
+        if show_user:
             line += f" · <@{row.user_id}>"
         if row.text:
             line += f"\n  {snippet(row.text, 120)}"
         lines.append(line)
     embed.description = "\n".join(lines)
-    embed.set_footer(text=f"page {page} of {pages} · {total} predictions")
+    embed.set_footer(text=f"page {page} of {pages} · {plural(total, 'prediction')}")
     return embed
 
 
@@ -97,5 +108,5 @@ def summary_embed(counts: Mapping[str, int], *, title: str) -> discord.Embed:
     for mood in ("positive", "neutral", "negative"):
         n = counts.get(mood, 0)
         embed.add_field(name=f"{MOOD_EMOJI[mood]} {mood}", value=f"{n} ({n / total:.0%})")
-    embed.set_footer(text=f"{total} predictions")
+    embed.set_footer(text=plural(total, "prediction"))
     return embed

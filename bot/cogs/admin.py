@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -17,13 +18,20 @@ if TYPE_CHECKING:
 Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel
 
 
+# Keycap emoji (1️⃣ #️⃣ *️⃣) are the only Unicode emoji made partly of ASCII characters.
+_KEYCAP = re.compile("[0-9#*]\ufe0f?\u20e3")
+
+
 def emoji_problem(value: str) -> str | None:
     """Why ``value`` cannot be used as a reaction emoji, or None when it can."""
     value = value.strip()
     partial = discord.PartialEmoji.from_str(value)
     if partial.id is not None:
         return None  # a custom emoji <:name:id>; Discord tells at reaction time if it is foreign
-    if not value or len(value) > 16 or any(c.isalnum() or c.isspace() for c in value):
+    # Text (letters, digits, spaces) and ASCII faces like ":)" or "<3" are not emoji: Discord
+    # would refuse every reaction with them.
+    rest = _KEYCAP.sub("", value)
+    if not value or len(value) > 16 or any(c.isascii() or c.isalnum() or c.isspace() for c in rest):
         return (
             f"{value!r} is not an emoji. Use a Unicode emoji such as 👍 or a custom one of this "
             "server, like <:party:123456789012345678>."
@@ -33,13 +41,23 @@ def emoji_problem(value: str) -> str | None:
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-@app_commands.checks.has_permissions(manage_guild=True)
 class AdminCog(commands.GroupCog, name="sentiment-admin"):
     """Configure Sentiment Bot in this server (Manage Server)."""
 
     def __init__(self, bot: SentimentBot) -> None:
         self.bot = bot
         super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Every subcommand needs Manage Server, checked by the bot itself.
+
+        ``default_permissions`` only hides the command by default: a server can open it to
+        anyone (Server Settings > Integrations). ``checks.has_permissions`` on a GroupCog class
+        is silently ignored by discord.py, hence this cog-wide check.
+        """
+        if not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
 
     async def _show(
         self, interaction: discord.Interaction[Any], settings: GuildSettings, note: str

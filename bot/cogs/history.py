@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import math
 from datetime import UTC, datetime, timedelta
@@ -14,13 +15,14 @@ from discord.ext import commands
 
 from bot.charts import mood_chart
 from bot.interactions import reply_when_ready, send
-from bot.render import history_embed, summary_embed
+from bot.render import history_embed, plural, summary_embed
 from bot.storage import HistoryFilter, Storage
 
 if TYPE_CHECKING:
     from bot.client import SentimentBot
 
 PAGE_SIZE = 10
+READ_YOUR_WRITES_S = 2.0  # how long a query waits for just-made predictions to be written
 PAGER_TIMEOUT_S = 600.0
 MoodChoice = Literal["positive", "negative", "neutral"]
 Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel
@@ -57,7 +59,12 @@ class HistoryPager(discord.ui.View):
             self.flt, limit=PAGE_SIZE, offset=(self.page - 1) * PAGE_SIZE
         )
         return history_embed(
-            rows, title=self.title, page=self.page, pages=self.pages, total=self.total
+            rows,
+            title=self.title,
+            page=self.page,
+            pages=self.pages,
+            total=self.total,
+            show_user=self.flt.user_id is None,
         )
 
     def _sync_buttons(self) -> None:
@@ -65,7 +72,16 @@ class HistoryPager(discord.ui.View):
         self.next.disabled = self.page >= self.pages
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
-        return interaction.user.id == self.owner_id
+        if interaction.user.id == self.owner_id:
+            return True
+        # Unanswered, the click would show "This interaction failed": say why instead.
+        await send(
+            interaction,
+            content="Only the person who asked for this history can turn its pages. "
+            "Run `/history` to see your own.",
+            ephemeral=True,
+        )
+        return False
 
     async def _turn(self, interaction: discord.Interaction[Any], step: int) -> None:
         self.page = min(self.pages, max(1, self.page + step))
@@ -89,10 +105,17 @@ class HistoryCog(commands.Cog):
     def __init__(self, bot: SentimentBot) -> None:
         self.bot = bot
 
+    async def _read_your_writes(self) -> None:
+        """Land predictions still in the writer's queue (made a moment ago) before a query, so
+        /sentiment followed by /history shows it; on a failing database, query what is there."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.bot.storage.flush(), READ_YOUR_WRITES_S)
+
     async def _send_history(
         self, interaction: discord.Interaction[Any], flt: HistoryFilter, title: str
     ) -> None:
         async def work() -> dict[str, Any]:
+            await self._read_your_writes()
             total = await self.bot.storage.count(flt)
             pager = HistoryPager(
                 self.bot.storage, flt, title=title, total=total, owner_id=interaction.user.id
@@ -197,6 +220,7 @@ class HistoryCog(commands.Cog):
         title = f"Mood in {where}, last {days} days"
 
         async def work() -> dict[str, Any]:
+            await self._read_your_writes()
             counts = await self.bot.storage.mood_counts(flt)
             series = await self.bot.storage.mood_over_time(flt, bucket=bucket)
             # matplotlib is slow and blocking: render in a worker thread, never on the loop
@@ -218,8 +242,8 @@ class HistoryCog(commands.Cog):
             interaction,
             work(),
             lambda removed: {
-                "content": f"Done: {removed} predictions about you were erased, and the bot will "
-                "no longer react to or log your messages. `/opt-in` undoes the opt-out."
+                "content": f"Done: erased {plural(removed, 'prediction')} about you. The bot "
+                "will no longer react to or log your messages; `/opt-in` undoes the opt-out."
             },
             ephemeral=True,
         )
