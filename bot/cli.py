@@ -28,11 +28,10 @@ from model import ArtifactError, EncoderError
 
 log = logging.getLogger("bot")
 
-NO_TOKEN = """\
-DISCORD_TOKEN is not set, so the bot cannot connect to Discord.
-  To run it for real: create a bot in the Discord Developer Portal and put its token in .env
-  as DISCORD_TOKEN=... (the README's "Creating the Discord application" walks through it).
-  To try it now without a token: sentiment-sandbox  (the real bot against a local fake Discord)."""
+NO_TOKEN = (
+    "error: DISCORD_TOKEN is not set. Put the bot's token in .env (README: 'Creating the "
+    "Discord application'), or try the bot now without one: sentiment-sandbox"
+)
 
 
 def setup_logging(level: str) -> None:

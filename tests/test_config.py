@@ -66,6 +66,7 @@ def test_main_without_token_points_to_the_sandbox(
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
     assert main([]) == 2
     err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line
     assert "DISCORD_TOKEN is not set" in err and "sentiment-sandbox" in err
 
 
