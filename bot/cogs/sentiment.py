@@ -70,41 +70,28 @@ class SentimentCog(commands.Cog):
         ephemeral: bool,
         message_id: int | None,
     ) -> None:
-        with self.bot.handling():
-            await self._answer_now(
-                interaction, text, source, ephemeral=ephemeral, message_id=message_id
-            )
-
-    async def _answer_now(
-        self,
-        interaction: discord.Interaction[Any],
-        text: str,
-        source: Source,
-        *,
-        ephemeral: bool,
-        message_id: int | None,
-    ) -> None:
         guild_id = interaction.guild_id
-        settings = await self.bot.storage.guild_settings(guild_id) if guild_id else None
-        band = settings.band if settings and settings.band else self.bot.classifier.band
-        # Text typed into /sentiment is stored; someone's message only where the guild allows.
-        store_text = source == "command" or bool(settings and settings.store_auto_text)
-        work = self.bot.mood.classify(
-            text,
-            source=source,
-            user_id=interaction.user.id,
-            guild_id=guild_id,
-            channel_id=interaction.channel_id,
-            message_id=message_id,
-            store_text=store_text,
-            band=band,
-        )
-        await reply_when_ready(
-            interaction,
-            work,
-            lambda prediction: {"embed": prediction_embed(text, prediction, band)},
-            ephemeral=ephemeral,
-        )
+        with self.bot.handling():
+            settings = await self.bot.storage.guild_settings(guild_id) if guild_id else None
+            band = settings.band if settings and settings.band else self.bot.classifier.band
+            # Text typed into /sentiment is stored; a member's message only where allowed.
+            store_text = source == "command" or bool(settings and settings.store_auto_text)
+            work = self.bot.mood.classify(
+                text,
+                source=source,
+                user_id=interaction.user.id,
+                guild_id=guild_id,
+                channel_id=interaction.channel_id,
+                message_id=message_id,
+                store_text=store_text,
+                band=band,
+            )
+            await reply_when_ready(
+                interaction,
+                work,
+                lambda prediction: {"embed": prediction_embed(text, prediction, band)},
+                ephemeral=ephemeral,
+            )
 
     # -- automatic reactions -----------------------------------------------------------------
 
