@@ -14,7 +14,8 @@ from discord.ext import commands, tasks
 
 from bot.config import Settings
 from bot.inference import InferenceService, Predictor
-from bot.interactions import friendly_error, send
+from bot.interactions import friendly_error, send, undeliverable
+from bot.monitor import LoopLagMonitor
 from bot.mood import MoodService
 from bot.storage import Storage
 from model import SentimentClassifier
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("bot.cogs.sentiment", "bot.cogs.history", "bot.cogs.admin")
 PURGE_EVERY_HOURS = 6
 HANDLER_GRACE_S = 10.0  # on shutdown, how long event handlers may take to finish their replies
+STATS_LOG_EVERY_S = 600.0  # how often event-loop lag and inference counters are logged (INFO)
 
 
 # The bot never joins voice: silence discord.py's start-up warnings about voice libraries.
@@ -64,6 +66,8 @@ class SentimentBot(commands.Bot):
         self.setup_done = False  # setup_hook finished: from now on close() alone stops the bot
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False
+        # Event-loop lag (started in setup_hook); logged with the inference counters.
+        self.loop_lag = LoopLagMonitor(log_every=STATS_LOG_EVERY_S, extra=self._stats_line)
 
     # set in setup_hook
     classifier: SentimentClassifier
@@ -105,6 +109,7 @@ class SentimentBot(commands.Bot):
             await self.load_extension(extension)
         await self.sync_commands()
         self.purge_old_rows.start()
+        self.loop_lag.start()
         self.setup_done = True
 
     async def sync_commands(self) -> None:
@@ -127,6 +132,17 @@ class SentimentBot(commands.Bot):
             return
         if removed:
             log.info("retention purge removed %d predictions", removed)
+
+    def _stats_line(self) -> str:
+        s = self.inference.stats
+        w = self.storage.writer_stats
+        p95 = s.percentile(s.request_seconds, 95)
+        latency = "-" if p95 is None else f"{p95 * 1000:.0f}"
+        return (
+            f"inference: {s.predicted} predicted, {s.shed} shed, {s.errors} failed batches, "
+            f"mean batch {s.mean_batch_size:.1f}, queue {s.queue_depth}, request p95 {latency} "
+            f"ms; storage: {w.written} written, {w.pending} pending"
+        )
 
     @contextlib.contextmanager
     def handling(self) -> Iterator[None]:
@@ -151,6 +167,10 @@ class SentimentBot(commands.Bot):
             message = "You cannot use this command here."
         else:
             original = getattr(error, "original", error)
+            if (reason := undeliverable(original)) is not None:
+                # Discord did not take the answer: a second try (the error line) would fail too.
+                log.warning("could not answer /%s: %s", _command_name(interaction), reason)
+                return
             message = friendly_error(original) or "Something went wrong; the error was logged."
             log.error("command %s failed", _command_name(interaction), exc_info=original)
         with contextlib.suppress(discord.HTTPException):  # an expired interaction: nothing to do
@@ -161,6 +181,14 @@ class SentimentBot(commands.Bot):
         log.info(
             "connected as %s (%s) to %d guilds", user, user.id if user else "?", len(self.guilds)
         )
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No text commands: the bot only answers slash commands and menus.
+
+        ``commands.Bot`` would parse every message that starts with the bot's mention (its
+        prefix) as a command and log "@bot hello" as an ERROR (CommandNotFound). The cogs'
+        ``on_message`` listeners still see every message.
+        """
 
     async def _finish_handlers(self) -> None:
         busy = self._busy - {asyncio.current_task()}
@@ -174,6 +202,7 @@ class SentimentBot(commands.Bot):
         self.closing = True
         log.info("shutting down: finishing predictions in flight, flushing the database")
         self.purge_old_rows.cancel()
+        await self.loop_lag.stop()
         try:
             if self._services_started:
                 # Handlers already under way (new ones see ``closing`` and stop) classify with

@@ -20,6 +20,23 @@ T = TypeVar("T")
 DEFER_AFTER_S = 2.0
 
 
+UNKNOWN_WEBHOOK = 10015  # a follow-up after the token's 15 minutes
+UNKNOWN_INTERACTION = 10062  # an answer after Discord's 3-second window
+
+
+def undeliverable(exc: BaseException) -> str | None:
+    """Why Discord could not take an answer to an interaction, or None for any other error.
+
+    Sending anything more to that interaction would fail the same way (and discord.py already
+    retried a 5xx five times, over 25 s), so the caller logs this once and gives up on it.
+    """
+    if isinstance(exc, discord.DiscordServerError):
+        return f"Discord failed with {exc.status} {exc.response.reason} after discord.py's retries"
+    if isinstance(exc, discord.NotFound) and exc.code in (UNKNOWN_INTERACTION, UNKNOWN_WEBHOOK):
+        return "the interaction expired before the answer reached Discord"
+    return None
+
+
 def friendly_error(exc: BaseException) -> str | None:
     """The line a user sees for a known failure, or None for a bug."""
     if isinstance(exc, ServiceClosed):
@@ -42,13 +59,22 @@ async def reply_when_ready(
 ) -> None:
     """Await ``work`` and send ``render(result)`` as the reply (kwargs of ``send_message``).
 
-    If the work is not done within :data:`DEFER_AFTER_S`, the interaction is deferred (the user
-    sees "thinking...") and the answer comes as a follow-up.
+    If the work is not done :data:`DEFER_AFTER_S` after the user sent the command, the
+    interaction is deferred (the user sees "thinking...") and the answer comes as a follow-up.
+    The time counts from the interaction's creation, not its arrival: on a slow gateway the
+    event may arrive a second or more into Discord's 3-second window.
     """
     task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER_S)
+    age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+    budget = min(DEFER_AFTER_S, max(0.0, DEFER_AFTER_S - age))  # clocks may disagree: clamp
+    done, _ = await asyncio.wait({task}, timeout=budget)
     if not done:
-        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        try:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        except BaseException:
+            # The work still finishes (its prediction is logged); nobody awaits it any more.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            raise
     try:
         result = await task
     except Exception as exc:

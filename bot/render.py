@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import discord
@@ -17,6 +18,10 @@ MOOD_COLOUR = {
 }
 SOURCE_NAMES = {"auto": "reaction", "command": "/sentiment", "context_menu": "menu"}
 BAR_CELLS = 10
+# Every character Discord's markdown reads anywhere in a line; a backslash makes each one
+# literal. URLs are left whole (Discord formats nothing inside them), as discord.py does.
+_MARKUP = re.compile(r"[\\*_~`|>\[\]]")
+_URL = re.compile(r"<[^: >]+:/[^ >]+>|(?:https?|steam)://[^\s<]+[^<.,:;\"'\]\s]")
 
 
 def confidence_bar(confidence: float) -> str:
@@ -30,7 +35,25 @@ def snippet(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(flat))
+    return discord.utils.escape_mentions(escape_markup(flat))
+
+
+def escape_markup(text: str) -> str:
+    """``text`` with all Discord markdown made literal: bold, code, spoilers, masked links...
+
+    Unlike ``discord.utils.escape_markdown``, which escapes only what it recognises as markup
+    and so leaves everything between the first "[" and the last ")" of
+    ``[a](x) **b** [c](https://...)`` live, every markup character is escaped.
+    """
+    parts: list[str] = []
+    last = 0
+    for url in _URL.finditer(text):
+        parts += [_MARKUP.sub(r"\\\g<0>", text[last : url.start()]), url[0]]
+        last = url.end()
+    parts.append(_MARKUP.sub(r"\\\g<0>", text[last:]))
+    escaped = "".join(parts)
+    # at the start of a line: headings (#), lists and subtext (-)
+    return "\\" + escaped if escaped.startswith(("#", "-")) else escaped
 
 
 def prediction_embed(text: str, prediction: Prediction, band: tuple[float, float]) -> discord.Embed:

@@ -97,8 +97,12 @@ Design decisions
   stored.
 * **Settings** are cached in memory after the first read and reloaded after each change, so the
   message hot path never reads the disk.
-* **Concurrency.** One connection, serialised by aiosqlite's thread; write transactions are
-  serialised by an asyncio lock. Errors from SQLite in queries propagate as ``sqlite3.Error``.
+* **Concurrency.** Two connections, each serialised by its own aiosqlite thread: one writes
+  (transactions serialised by an asyncio lock), the other (``query_only``) runs the queries. In
+  WAL mode a reader never waits for a writer, so while another program holds the write lock
+  the writer waits (``busy_timeout``, then retries) but queries, and with them the message hot
+  path (:meth:`Storage.has_auto_prediction`), carry on. Errors from SQLite in queries propagate
+  as ``sqlite3.Error``.
 """
 
 from __future__ import annotations
@@ -621,7 +625,11 @@ def _check_existing_file(path: Path) -> bool:
 def _create_file(path: Path) -> None:
     """Create the parent folders (0o700) and an empty database file readable by its owner only."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Each missing folder 0o700: mkdir(parents=True) gives the intermediate ones the
+        # umask's default (0o755, or 0o777 under umask 0).
+        missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return  # created meanwhile by someone else: opened like any existing file
@@ -687,10 +695,19 @@ def _open_readonly(path: str | Path) -> Iterator[tuple[sqlite3.Connection, Path,
 class Storage:
     """The prediction log and settings of one bot; create with :meth:`open`."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path, opted_out: set[int]) -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        path: Path,
+        opted_out: set[int],
+        reader: aiosqlite.Connection | None = None,
+    ) -> None:
         """Private: use :meth:`Storage.open`."""
         self.path = path
         self._db = db
+        # Queries run on their own connection: in WAL mode a read never waits for a write
+        # lock, so a writer stuck on a locked file (busy_timeout) cannot stall the hot path.
+        self._reader = db if reader is None else reader
         self._tx_lock = asyncio.Lock()  # one write transaction at a time
         self._settings_lock = asyncio.Lock()  # cache fills and settings changes
         self._settings: dict[int, GuildSettings] = {}
@@ -758,12 +775,13 @@ class Storage:
             opted_out = {
                 row[0] for row in await db.execute_fetchall("SELECT user_id FROM opt_outs")
             }
+            reader = await _connect_reader(path, busy_timeout)
         except BaseException as exc:
             await db.close()
             if isinstance(exc, sqlite3.DatabaseError):
                 raise StorageError(f"cannot use {path} ({exc}); {_FIX}") from exc
             raise
-        return cls(db, path, opted_out)
+        return cls(db, path, opted_out, reader)
 
     async def close(self, *, timeout: float | None = 30.0) -> None:
         """Write everything queued (waiting at most ``timeout`` seconds), then close.
@@ -791,7 +809,11 @@ class Storage:
         finally:
             self._closed = True
             self._fail_waiters(StorageError(f"storage for {self.path} is closed"))
-            await self._db.close()
+            try:
+                await self._db.close()
+            finally:
+                if self._reader is not self._db:
+                    await self._reader.close()
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -1060,7 +1082,7 @@ class Storage:
     async def _fetchall(self, query: _Query) -> list[Sequence[Any]]:
         self._ensure_open()
         sql, params = query
-        return list(await self._db.execute_fetchall(sql, params))
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def history(
         self, flt: HistoryFilter, *, limit: int = 10, offset: int = 0
@@ -1370,6 +1392,18 @@ def _check_retention(name: str, days: object) -> int:
             f"{name} must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, got {days!r}"
         )
     return days
+
+
+async def _connect_reader(path: Path, busy_timeout: float) -> aiosqlite.Connection:
+    """A second connection for queries only (``query_only``: it can never write)."""
+    reader = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
+        await reader.execute("PRAGMA query_only = ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
 
 
 async def _migrate(db: aiosqlite.Connection, path: Path) -> None:

@@ -13,6 +13,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The end-to-end fixtures (`classifier`, `world`) and helpers shared by the bot tests.
+pytest_plugins = ["e2e_support"]
+
 
 @pytest.fixture(scope="session")
 def sst2_dir() -> Path:

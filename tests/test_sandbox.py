@@ -20,6 +20,7 @@ from bot.sandbox.cli import (
     parse_line,
     plain,
 )
+from bot.sandbox.fake_discord import DEFAULT_TOKEN
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -224,4 +225,5 @@ def test_a_scripted_session_reacts_answers_and_saves_the_chart(tmp_path: Path) -
     assert f"[file saved: {chart}]" in output
     log = (tmp_path / "sandbox.log").read_text(encoding="utf-8")
     assert "shut down cleanly" in log  # SentimentBot.close ran: the database was flushed
+    assert DEFAULT_TOKEN not in log + output + result.stderr  # the token is never shown
     assert (tmp_path / "sandbox.db").is_file()

@@ -726,7 +726,8 @@ async def test_settings_are_served_from_memory(
     def no_disk(*args: object) -> Awaitable[object]:
         raise AssertionError("the hot path read the disk")
 
-    monkeypatch.setattr(store._db, "execute_fetchall", no_disk)
+    for connection in (store._db, store._reader):
+        monkeypatch.setattr(connection, "execute_fetchall", no_disk)
     for _ in range(3):
         assert await store.guild_settings(1) is first
 

@@ -45,7 +45,9 @@ What behaves like Discord (because bots get these wrong in production):
   so a bot that does not ignore its own messages is caught.
 * :meth:`FakeDiscord.fail_next` injects 429 (with Discord's rate-limit body and headers,
   including the ``Via`` header discord.py checks to tell a Discord 429 from a Cloudflare ban),
-  403, 404 and 5xx answers.
+  403, 404 and 5xx answers.  :meth:`FakeDiscord.drop_gateway` closes the websocket with
+  any code (4007 and 4009 end the session, so the RESUME is refused, as on Discord), and
+  :attr:`FakeDiscord.gateway_delay` makes the gateway slow.
 """
 
 from __future__ import annotations
@@ -881,6 +883,7 @@ class _GatewaySession:
     seq: int = 0
     history: deque[JSON] = field(default_factory=lambda: deque(maxlen=2000))
     connection: _GatewayConnection | None = None
+    resumable: bool = True  # False after a close code that ends the session (4007, 4009)
 
 
 @dataclass(frozen=True)
@@ -930,7 +933,8 @@ class FakeDiscord:
     with a description of what the fake saw.
 
     Settings you may change at any time: ``refuse_resume``, ``interaction_timeout``,
-    ``check_permissions``, ``echo_bot_messages``, ``enabled_privileged_intents``.
+    ``check_permissions``, ``echo_bot_messages``, ``enabled_privileged_intents``,
+    ``gateway_delay``.
     """
 
     def __init__(
@@ -960,6 +964,10 @@ class FakeDiscord:
         self.check_permissions = True
         #: When True, messages the bot creates/edits/deletes are dispatched back to it.
         self.echo_bot_messages = True
+        #: Latency of the gateway in seconds (a slow gateway): each event and heartbeat ACK
+        #: reaches the client this much later, in order, without holding up the REST API.
+        #: An interaction's 3 s window still starts when it is created, as on Discord.
+        self.gateway_delay = 0.0
 
         self.bot_user = FakeUser(bot_user_id, bot_name, bot=True)
         self.users: dict[int, FakeUser] = {bot_user_id: self.bot_user}
@@ -1004,6 +1012,8 @@ class FakeDiscord:
         self._change = asyncio.Event()
         self._last_activity = time.monotonic()
         self._inflight = 0
+        self._delayed: deque[tuple[float, _GatewayConnection, JSON]] = deque()
+        self._delayer: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self._routes: list[tuple[str, re.Pattern[str], _Handler]] = []
@@ -1050,6 +1060,10 @@ class FakeDiscord:
 
     async def close(self) -> None:
         """Close every gateway websocket (code 1000) and stop the server."""
+        if self._delayer is not None:
+            self._delayer.cancel()
+            await asyncio.gather(self._delayer, return_exceptions=True)
+            self._delayed.clear()
         for conn in list(self._connections):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.ws.close(code=1000), timeout=2.0)
@@ -1349,7 +1363,9 @@ class FakeDiscord:
         frame: JSON = {"op": OP_DISPATCH, "s": session.seq, "t": event, "d": data}
         session.history.append(frame)
         conn = session.connection
-        if conn is not None:
+        if conn is not None and self.gateway_delay > 0:
+            self._send_later(conn, frame)
+        elif conn is not None:
             try:
                 await conn.send(frame)
             except (ConnectionError, RuntimeError) as exc:
@@ -1359,12 +1375,34 @@ class FakeDiscord:
         self._notify()
         return True
 
-    async def drop_gateway(self, code: int = 4000) -> None:
+    def _send_later(self, conn: _GatewayConnection, frame: JSON) -> None:
+        """Send ``frame`` on ``conn`` after ``gateway_delay`` seconds, after earlier ones."""
+        self._delayed.append((time.monotonic() + self.gateway_delay, conn, frame))
+        if self._delayer is None or self._delayer.done():
+            self._delayer = asyncio.create_task(self._send_delayed(), name="fake gateway delay")
+
+    async def _send_delayed(self) -> None:
+        while self._delayed:
+            due, conn, frame = self._delayed[0]
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self._delayed.popleft()
+            if conn.ws.closed:
+                continue  # dispatches stay in the session's history for a RESUME
+            try:
+                await conn.send(frame)
+            except (ConnectionError, RuntimeError) as exc:
+                _log.debug("could not send a delayed frame (client disconnected: %r)", exc)
+            self._notify()
+
+    async def drop_gateway(self, code: int = 4000, *, end_session: bool | None = None) -> None:
         """Close the client's websocket with ``code``.
 
-        discord.py RESUMEs after resumable codes (4000, 4001, 4002, 4003, 4005, 4007, 4008,
-        4009 ...) and gives up on 4004, 4010-4014 and a clean 1000 it asked for.  Wait for the
-        reconnection with ``await fake.wait_for(lambda: fake.ready.is_set())``.
+        discord.py tries to RESUME after every code but 4004, 4010-4014 and a clean 1000 it
+        asked for (on those it gives up).  Like Discord, the fake ends the session itself on
+        4007 (invalid seq) and 4009 (session timed out): the RESUME is answered with op 9 and
+        the client IDENTIFYs again, and events sent meanwhile are never delivered.
+        ``end_session`` overrides that choice for any code.  Wait for the reconnection with
+        ``await fake.wait_for(lambda: fake.ready.is_set())``.
         """
         session = self._session
         conn = session.connection if session is not None else None
@@ -1373,6 +1411,8 @@ class FakeDiscord:
         self.ready.clear()
         assert session is not None
         session.connection = None
+        if end_session if end_session is not None else code in (4007, 4009):
+            session.resumable = False
         await asyncio.wait_for(conn.ws.close(code=code, message=b"dropped by FakeDiscord"), 5.0)
         self._emit("gateway", f"gateway dropped with close code {code}", code=code)
 
@@ -1447,7 +1487,11 @@ class FakeDiscord:
         op = frame.get("op")
         data = frame.get("d")
         if op == OP_HEARTBEAT:
-            await conn.send({"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+            ack: JSON = {"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None}
+            if self.gateway_delay > 0:
+                self._send_later(conn, ack)
+            else:
+                await conn.send(ack)
         elif op == OP_IDENTIFY:
             await self._identify(conn, data if isinstance(data, dict) else {})
         elif op == OP_RESUME:
@@ -1535,6 +1579,7 @@ class FakeDiscord:
         resumable = (
             not self.refuse_resume
             and session is not None
+            and session.resumable
             and data.get("session_id") == session.session_id
             and (self.token is None or data.get("token") == self.token)
             and (not session.history or session.history[0]["s"] <= last_seq + 1)
