@@ -61,7 +61,8 @@ def prediction_embed(text: str, prediction: Prediction, band: tuple[float, float
     if prediction.label == "neutral":
         embed = discord.Embed(
             title=f"{MOOD_EMOJI['neutral']} Nothing to read",
-            description="The text is empty: there is no mood to tell.",
+            description="The text has no words the model knows (it is empty, or only emoji, "
+            "symbols or invisible characters): there is no mood to tell.",
             colour=MOOD_COLOUR["neutral"],
         )
         return embed

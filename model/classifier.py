@@ -26,8 +26,9 @@ class Prediction:
 
     ``label`` is the classifier's decision (``negative``/``positive``); ``in_band`` says the
     probability lies in the neutral band, where the bot stays silent. Text with nothing to read
-    (empty or whitespace only) is ``neutral`` with probability 0.5 and in the band, without
-    running the encoder.
+    (empty, whitespace only, or without a single token the encoder knows: emoji only, invisible
+    characters only) is ``neutral`` with probability 0.5 and in the band, without running the
+    encoder.
     """
 
     label: Label
@@ -113,11 +114,15 @@ class SentimentClassifier:
     ) -> list[Prediction]:
         """One :class:`Prediction` per text, in order. ``band`` overrides the artifact's."""
         band = band if band is not None else self.artifact.band
-        readable = [i for i, t in enumerate(texts) if t.strip()]
         out = [EMPTY_PREDICTION] * len(texts)
+        candidates = [i for i, t in enumerate(texts) if t.strip()]
+        ids = self.encoder.tokenize([texts[i] for i in candidates])
+        readable = [
+            (i, x) for i, x in zip(candidates, ids, strict=True) if self.encoder.readable(x)
+        ]
         if readable:
-            probs = self.probabilities(self.encoder.encode([texts[i] for i in readable]))
-            for i, p in zip(readable, probs.tolist(), strict=True):
+            probs = self.probabilities(self.encoder.encode_ids([x for _, x in readable]))
+            for (i, _), p in zip(readable, probs.tolist(), strict=True):
                 label: Label = "positive" if p >= 0.5 else "negative"
                 out[i] = Prediction(label, p, in_band=False).with_band(band)
         return out

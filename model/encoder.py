@@ -218,14 +218,10 @@ class Encoder:
         settings = f"{self.spec.pooling}|{self.spec.max_length}|{int(self.spec.normalize)}"
         return hashlib.sha256(f"{self.fingerprint}|{settings}".encode()).hexdigest()[:32]
 
-    def encode(
-        self, texts: Sequence[str], *, progress: bool = False, desc: str = "Encoding"
-    ) -> NDArray[np.float32]:
-        """One float32 row per text, in input order."""
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text (special tokens added, truncated to ``max_length``), no padding."""
         if not texts:
-            return out
-        self.calls += 1
+            return []
         max_chars = self.spec.max_length * _CHARS_PER_TOKEN_CAP
         batch = self.tokenizer(
             [clean_text(t, max_chars) for t in texts],
@@ -235,17 +231,41 @@ class Encoder:
             return_attention_mask=False,
             return_token_type_ids=False,
         )
-        ids: list[list[int]] = batch["input_ids"]
+        return list(batch["input_ids"])
+
+    @cached_property
+    def _no_meaning_ids(self) -> frozenset[int]:
+        return frozenset(int(i) for i in self.tokenizer.all_special_ids)
+
+    def readable(self, ids: Sequence[int]) -> bool:
+        """True when the text has at least one token the model knows (not [UNK] or special):
+        emoji-only or invisible-only text is nothing but [UNK] to a BERT vocabulary."""
+        return any(i not in self._no_meaning_ids for i in ids)
+
+    def encode(
+        self, texts: Sequence[str], *, progress: bool = False, desc: str = "Encoding"
+    ) -> NDArray[np.float32]:
+        """One float32 row per text, in input order."""
+        return self.encode_ids(self.tokenize(texts), progress=progress, desc=desc)
+
+    def encode_ids(
+        self, ids: Sequence[Sequence[int]], *, progress: bool = False, desc: str = "Encoding"
+    ) -> NDArray[np.float32]:
+        """Embeddings of already tokenised texts (see :meth:`tokenize`), in input order."""
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        if not ids:
+            return out
+        self.calls += 1
         # Longest first: the peak memory comes at once, and the bar's ETA errs on the safe side.
         order = np.argsort([-len(x) for x in ids], kind="stable")
         with (
             torch.inference_mode(),
-            tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar,
+            tqdm(total=len(ids), desc=desc, unit="text", disable=not progress) as bar,
         ):
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 padded = self.tokenizer.pad(
-                    {"input_ids": [ids[i] for i in rows]}, return_tensors="pt"
+                    {"input_ids": [list(ids[i]) for i in rows]}, return_tensors="pt"
                 )
                 mask = padded["attention_mask"]
                 hidden = self.model(

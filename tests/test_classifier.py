@@ -71,3 +71,12 @@ def test_default_artifact_reaches_81_percent_on_sst2_test(
     accuracy = correct / len(test)
     assert accuracy >= 0.81
     assert accuracy == pytest.approx(classifier.artifact.metrics["test"]["accuracy"], abs=1e-3)
+
+
+def test_text_without_a_known_token_is_nothing_to_read(classifier: SentimentClassifier) -> None:
+    """Emoji-only or invisible-only text is all [UNK] to the encoder: neutral, no model call."""
+    calls = classifier.encoder.calls
+    assert classifier.predict_batch(["😡😡😡", "\u200b\u200b", "\u2800"]) == [EMPTY_PREDICTION] * 3
+    assert classifier.encoder.calls == calls
+    angry = classifier.predict("I am so angry 😡😡😡")
+    assert angry.label == "negative"

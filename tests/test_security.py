@@ -78,10 +78,14 @@ async def seed_history(world: World) -> None:
     await world.bot.storage.add(record(BOB, "bob-secret-random", i=0, channel=RANDOM))
 
 
-def add_manager(world: World) -> None:
+async def add_manager(world: World) -> None:
+    """A member whose role has Manage Server, announced to the bot as Discord would."""
     guild = world.fake.guilds[GUILD]
-    guild.add_role(MANAGER_ROLE, "managers", MANAGE_GUILD)
+    role = guild.add_role(MANAGER_ROLE, "managers", MANAGE_GUILD)
     guild.add_member(MANAGER, "manager", roles=[MANAGER_ROLE])
+    await world.fake.dispatch(
+        "GUILD_ROLE_CREATE", {"guild_id": str(GUILD), "role": role.to_payload()}
+    )
 
 
 async def click(world: World, reply: Reply, label: str, user: int) -> Reply:
@@ -161,7 +165,7 @@ async def test_pages_of_a_history_turn_only_for_the_person_who_asked(world: Worl
 
 async def test_moderators_may_see_members_and_channels(world: World) -> None:
     await seed_history(world)
-    add_manager(world)
+    await add_manager(world)
     for moderator in (MOD, MANAGER, OWNER):  # Manage Messages; Manage Server; the owner
         alice = await world.slash("history", {"member": ALICE}, user=moderator)
         assert alice.ephemeral and "alice's sentiment history" in alice.text
@@ -188,7 +192,7 @@ ADMIN_OPTIONS: dict[str, dict[str, object]] = {
 
 
 async def test_every_admin_subcommand_needs_manage_server(world: World) -> None:
-    add_manager(world)
+    await add_manager(world)
     admin = next(c for c in world.fake.synced_commands[GUILD] if c["name"] == "sentiment-admin")
     subcommands = {o["name"] for o in admin["options"] if o["type"] == 1}
     assert subcommands == set(ADMIN_OPTIONS), "a new subcommand needs a case here"

@@ -28,9 +28,14 @@ MoodChoice = Literal["positive", "negative", "neutral"]
 Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel
 
 
-def can_moderate(interaction: discord.Interaction[Any]) -> bool:
-    """Manage Messages or Manage Server: may look at channels and other members."""
-    perms = interaction.permissions
+def can_moderate(interaction: discord.Interaction[Any], channel: Channel | None = None) -> bool:
+    """Manage Messages or Manage Server where it matters: in ``channel`` when the query is about
+    one channel, else server-wide (from roles). Not the permissions in the channel the command
+    was typed in: a moderator of #help is no moderator of #staff."""
+    user = interaction.user
+    if not isinstance(user, discord.Member):
+        return False
+    perms = channel.permissions_for(user) if channel is not None else user.guild_permissions
     return perms.manage_messages or perms.manage_guild
 
 
@@ -143,7 +148,7 @@ class HistoryCog(commands.Cog):
     ) -> None:
         assert interaction.guild_id is not None
         target = member or interaction.user
-        if target.id != interaction.user.id and not can_moderate(interaction):
+        if target.id != interaction.user.id and not can_moderate(interaction, channel):
             await send(
                 interaction,
                 content="Only members with Manage Messages or Manage Server can see someone "
@@ -176,7 +181,7 @@ class HistoryCog(commands.Cog):
         days: app_commands.Range[int, 1, 3650] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
-        if not can_moderate(interaction):
+        if not can_moderate(interaction, channel):
             await send(
                 interaction,
                 content="Only members with Manage Messages or Manage Server can see a "
