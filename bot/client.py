@@ -83,13 +83,15 @@ class SentimentBot(commands.Bot):
                 settings.artifact,
                 batch_size=settings.encoder_batch_size,
                 threads=settings.torch_threads,
+                precision=settings.precision,
             )
         self.classifier = self._classifier
         log.info(
-            "model %s loaded (%s, %s pooling; neutral band %.3f..%.3f)",
+            "model %s loaded (%s, %s pooling, %s; neutral band %.3f..%.3f)",
             self.classifier.version,
             self.classifier.artifact.encoder.name,
             self.classifier.artifact.encoder.pooling,
+            self.classifier.encoder.spec.precision,
             *self.classifier.band,
         )
         self.storage = await Storage.open(settings.database)

@@ -54,11 +54,12 @@ class Settings:
     artifact: Path | None = None  # None: the committed default
     database: Path = DEFAULT_DATABASE
     dev_guild_id: int | None = None
-    max_batch: int = 32
+    max_batch: int = 256
     max_wait_ms: float = 5.0
     max_queue: int = 1000
     encoder_batch_size: int = 64
     torch_threads: int | None = None
+    precision: str | None = None  # None: the path the artifact was fitted on
     retention_days: int | None = 90
     log_level: str = "INFO"
 
@@ -91,6 +92,12 @@ class Settings:
             raise SettingsError(
                 f"SENTIMENT_LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}."
             )
+        precision = reader.text("SENTIMENT_PRECISION").lower() or None
+        if precision not in (None, "auto", "fp32", "bf16"):
+            raise SettingsError(
+                f"SENTIMENT_PRECISION={precision!r} is not auto, fp32 or bf16 (or empty: the "
+                "path the classifier was fitted on)."
+            )
         retention = reader.parse("SENTIMENT_RETENTION_DAYS", _retention, "a whole number >= 1 or 0")
         return cls(
             token=Secret(token),
@@ -107,6 +114,7 @@ class Settings:
                 reader.positive_int("SENTIMENT_BATCH_SIZE"), cls.encoder_batch_size
             ),
             torch_threads=reader.positive_int("SENTIMENT_TORCH_THREADS"),
+            precision=precision,
             retention_days=cls.retention_days if retention is None else (retention or None),
             log_level=level,
         )

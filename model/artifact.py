@@ -19,7 +19,7 @@ import joblib
 import numpy as np
 from numpy.typing import NDArray
 
-from model.encoder import POOLINGS, EncoderSpec
+from model.encoder import POOLINGS, PRECISIONS, EncoderSpec
 
 SCHEMA = "sentiment-bot/classifier"
 SCHEMA_VERSION = 1
@@ -84,6 +84,7 @@ class Artifact:
                 "pooling": self.encoder.pooling,
                 "max_length": self.encoder.max_length,
                 "normalize": self.encoder.normalize,
+                "precision": self.encoder.precision,
                 "fingerprint": self.encoder_fingerprint,
             },
             "labels": list(self.labels),
@@ -160,6 +161,9 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
         raise bad(f"unknown pooling {enc['pooling']!r}")
     if not isinstance(enc["max_length"], int) or enc["max_length"] < 2:
         raise bad(f"max_length is {enc['max_length']!r}")
+    precision = enc.get("precision", "fp32")  # artifacts before the bf16 path: fp32
+    if precision not in PRECISIONS:
+        raise bad(f"unknown encoder precision {precision!r}")
     coef = np.asarray(payload["coef"], dtype=np.float64) if _is_numeric(payload["coef"]) else None
     if coef is None or coef.ndim != 1 or coef.size == 0 or not np.isfinite(coef).all():
         raise bad("'coef' is not a finite 1-D array of weights")
@@ -186,6 +190,7 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
             pooling=enc["pooling"],
             max_length=int(enc["max_length"]),
             normalize=bool(enc.get("normalize", False)),
+            precision=precision,
         ),
         coef=coef,
         intercept=float(intercept),

@@ -12,7 +12,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from model.artifact import Artifact, artifact_path_from, load_artifact
-from model.encoder import DEFAULT_BATCH_SIZE, Encoder
+from model.encoder import (
+    DEFAULT_BATCH_SIZE,
+    Encoder,
+    cpu_has_native_bf16,
+    resolve_precision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +84,36 @@ class SentimentClassifier:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
+        precision: str | None = None,
         check_fingerprint: bool = True,
     ) -> SentimentClassifier:
-        """Load an artifact (``path``, else ``SENTIMENT_ARTIFACT``, else the bundled default)."""
+        """Load an artifact (``path``, else ``SENTIMENT_ARTIFACT``, else the bundled default).
+
+        The encoder runs on the numeric path the coefficients were fitted on (the artifact
+        records it); ``precision`` overrides that, with a warning.
+        """
         artifact = load_artifact(artifact_path_from(path))
-        encoder = Encoder.from_spec(artifact.encoder, batch_size=batch_size, threads=threads)
+        fitted = artifact.encoder.precision
+        wanted = fitted if precision is None else resolve_precision(precision)
+        if precision is None and wanted == "bf16" and not cpu_has_native_bf16():
+            log.warning(
+                "the classifier was fitted on bf16 embeddings, but this CPU has no native bf16 "
+                "(it would be emulated, slowly): serving fp32, whose embeddings agree to a "
+                "cosine similarity above 0.999"
+            )
+            wanted = "fp32"
+        elif wanted != fitted:
+            log.warning(
+                "serving with %s embeddings, but the logistic regression was fitted on %s "
+                "embeddings: predictions may shift slightly. Retrain with sentiment-train "
+                "--precision %s to match.",
+                wanted,
+                fitted,
+                wanted,
+            )
+        encoder = Encoder.from_spec(
+            artifact.encoder, batch_size=batch_size, threads=threads, precision=wanted
+        )
         if (
             check_fingerprint
             and artifact.encoder_fingerprint

@@ -19,7 +19,6 @@ from model.artifact import (
     ARTIFACT_ENV,
     ArtifactError,
     artifact_path_from,
-    load_artifact,
     save_artifact,
 )
 from model.cache import CACHE_DIR_ENV, EmbeddingCache, default_cache_dir
@@ -35,7 +34,14 @@ from model.data import (
     load_labelled,
     load_training_data,
 )
-from model.encoder import BUNDLED_ENCODER, DEFAULT_BATCH_SIZE, POOLINGS, Encoder, EncoderError
+from model.encoder import (
+    BUNDLED_ENCODER,
+    DEFAULT_BATCH_SIZE,
+    POOLINGS,
+    PRECISIONS,
+    Encoder,
+    EncoderError,
+)
 from model.metrics import evaluate_probabilities, format_report, plot_reliability
 from model.train import DEFAULT_C_GRID, TrainOptions, embed, train_classifier
 
@@ -82,7 +88,7 @@ def _c_value(raw: str) -> float:
     return value
 
 
-def _precision(raw: str) -> float:
+def _band_precision(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
@@ -116,7 +122,20 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip (and count) malformed rows instead of stopping at the first",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        help="numeric path of the encoder: bf16 or fp32 [SENTIMENT_PRECISION; train: auto = bf16 "
+        "where the CPU has native bf16, else fp32; evaluate: the artifact's]",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _precision_setting(args: argparse.Namespace) -> str | None:
+    value = args.precision or os.environ.get("SENTIMENT_PRECISION", "").strip() or None
+    if value is not None and value not in ("auto", *PRECISIONS):
+        raise UsageError(f"SENTIMENT_PRECISION={value!r} is not auto, fp32 or bf16.")
+    return value
 
 
 def _runtime(args: argparse.Namespace) -> tuple[int, int | None]:
@@ -204,7 +223,7 @@ def _train(argv: list[str] | None) -> int:
     )
     parser.add_argument(
         "--band-precision",
-        type=_precision,
+        type=_band_precision,
         default=0.9,
         help="precision the bot's voiced predictions must reach on dev (default 0.9)",
     )
@@ -234,11 +253,12 @@ def _train(argv: list[str] | None) -> int:
         or _env("SENTIMENT_MAX_LENGTH", _positive_int, "a whole number >= 1"),
         batch_size=batch,
         threads=threads,
+        precision=_precision_setting(args) or "auto",
     )
     spec = encoder.spec
     print(
         f"encoder {spec.name}: {spec.pooling} pooling, max {spec.max_length} tokens, "
-        f"{encoder.dim} dims{', L2-normalised' if spec.normalize else ''}"
+        f"{encoder.dim} dims{', L2-normalised' if spec.normalize else ''}, {spec.precision}"
     )
     data_dir = data_dir_from(args.data_dir)
     train = load_training_data(
@@ -314,14 +334,14 @@ def _evaluate(argv: list[str] | None) -> int:
 
     batch, threads = _runtime(args)
     path = artifact_path_from(args.artifact)
-    artifact = load_artifact(path)
+    classifier = SentimentClassifier.load(
+        path, batch_size=batch, threads=threads, precision=_precision_setting(args)
+    )
+    artifact = classifier.artifact
     if args.data is not None:
         data = load_labelled(args.data, skip_malformed=args.skip_malformed).head(args.limit)
     else:
         data = _split(args.split, args)
-    classifier = SentimentClassifier(
-        artifact, Encoder.from_spec(artifact.encoder, batch_size=batch, threads=threads)
-    )
     t0 = time.perf_counter()
     x = embed(
         classifier.encoder,

@@ -23,6 +23,11 @@ from tqdm.auto import tqdm
 
 Pooling = Literal["cls", "mean"]
 POOLINGS: tuple[Pooling, ...] = ("cls", "mean")
+# The numeric path the transformer runs on. bf16 halves memory traffic and, on a CPU with
+# native bf16 (AVX512-BF16 or AMX), runs about twice as fast at the same accuracy (see
+# scripts/bench.py); "auto" picks it where the CPU has it, fp32 elsewhere.
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
 DEFAULT_BATCH_SIZE = 64
@@ -43,6 +48,24 @@ class EncoderSpec:
     pooling: Pooling
     max_length: int
     normalize: bool
+    precision: Precision = "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); else bf16 is emulated."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: assume not
+        return False
+
+
+def resolve_precision(precision: str | None) -> Precision:
+    """``auto`` (or None): bf16 where the CPU has it natively, else fp32."""
+    if precision in (None, "auto"):
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision not in PRECISIONS:
+        raise EncoderError(f"unknown precision {precision!r}: use auto, fp32 or bf16.")
+    return precision
 
 
 def resolve_source(name: str) -> str:
@@ -134,7 +157,9 @@ class Encoder:
         normalize: bool | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
+        precision: str | None = "fp32",
     ) -> None:
+        resolved_precision = resolve_precision(precision)
         if pooling is not None and pooling not in POOLINGS:
             raise EncoderError(f"unknown pooling {pooling!r}: use 'cls' or 'mean'.")
         if batch_size < 1:
@@ -174,14 +199,24 @@ class Encoder:
             pooling=pooling or default_pooling,
             max_length=length,
             normalize=default_normalize if normalize is None else normalize,
+            precision=resolved_precision,
         )
+        if resolved_precision == "bf16":
+            _ = self.fingerprint  # of the weights as published, before the cast
+            self.model.to(torch.bfloat16)
         self.batch_size = batch_size
         self.calls = 0  # how many times encode() ran the model: lets tests prove it was skipped
 
     @classmethod
     def from_spec(
-        cls, spec: EncoderSpec, *, batch_size: int = DEFAULT_BATCH_SIZE, threads: int | None = None
+        cls,
+        spec: EncoderSpec,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = None,
+        precision: str | None = None,
     ) -> Encoder:
+        """The encoder ``spec`` describes; ``precision`` overrides the spec's path."""
         return cls(
             spec.name,
             pooling=spec.pooling,
@@ -189,6 +224,7 @@ class Encoder:
             normalize=spec.normalize,
             batch_size=batch_size,
             threads=threads,
+            precision=precision or spec.precision,
         )
 
     @property
@@ -216,6 +252,8 @@ class Encoder:
     def cache_key(self) -> str:
         """Names the embedding cache: same weights + same pooling settings = same vectors."""
         settings = f"{self.spec.pooling}|{self.spec.max_length}|{int(self.spec.normalize)}"
+        if self.spec.precision != "fp32":
+            settings += f"|{self.spec.precision}"
         return hashlib.sha256(f"{self.fingerprint}|{settings}".encode()).hexdigest()[:32]
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -276,6 +314,7 @@ class Encoder:
         return out
 
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = hidden.float()  # pool and normalise in fp32 whatever the model ran in
         if self.spec.pooling == "cls":
             pooled = hidden[:, 0]
         else:

@@ -119,6 +119,10 @@ def test_too_new_schema_version(tmp_path: Path) -> None:
         ({"band": [0.6, 0.7]}, "'band'"),
         ({"intercept": float("inf")}, "'intercept'"),
         ({"encoder": {"name": "x", "pooling": "max", "max_length": 8}}, "unknown pooling"),
+        (
+            {"encoder": {"name": "x", "pooling": "cls", "max_length": 8, "precision": "fp16"}},
+            "unknown encoder precision",
+        ),
     ],
 )
 def test_wrong_contents(tmp_path: Path, change: dict[str, Any], message: str) -> None:
@@ -138,3 +142,12 @@ def test_committed_default_is_valid() -> None:
     assert artifact.encoder.pooling == "mean"
     assert artifact.coef.shape == (384,)
     assert artifact.training["train_on"] == "both"
+    assert artifact.encoder.precision == "bf16"  # the fast path; fp32 within 0.3 points
+
+
+def test_artifact_without_a_precision_is_fp32(tmp_path: Path) -> None:
+    """Artifacts written before the bf16 path record none: their vectors were fp32."""
+    payload = make_artifact().to_payload()
+    del payload["encoder"]["precision"]
+    joblib.dump(payload, tmp_path / "old.joblib")
+    assert load_artifact(tmp_path / "old.joblib").encoder.precision == "fp32"

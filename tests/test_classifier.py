@@ -70,7 +70,8 @@ def test_default_artifact_reaches_81_percent_on_sst2_test(
     correct = sum((p.p_positive >= 0.5) == bool(y) for p, y in zip(preds, test.labels, strict=True))
     accuracy = correct / len(test)
     assert accuracy >= 0.81
-    assert accuracy == pytest.approx(classifier.artifact.metrics["test"]["accuracy"], abs=1e-3)
+    # the recorded figure; a CPU without native bf16 serves fp32 embeddings, a hair different
+    assert accuracy == pytest.approx(classifier.artifact.metrics["test"]["accuracy"], abs=3e-3)
 
 
 def test_text_without_a_known_token_is_nothing_to_read(classifier: SentimentClassifier) -> None:
@@ -80,3 +81,24 @@ def test_text_without_a_known_token_is_nothing_to_read(classifier: SentimentClas
     assert classifier.encoder.calls == calls
     angry = classifier.predict("I am so angry 😡😡😡")
     assert angry.label == "negative"
+
+
+def test_serving_path_other_than_the_fitted_one_is_warned(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model import classifier as module
+
+    with caplog.at_level("WARNING", logger="model.classifier"):
+        fp32 = SentimentClassifier.load(precision="fp32")
+    assert fp32.encoder.spec.precision == "fp32"
+    assert "fitted on bf16" in caplog.text and "--precision fp32" in caplog.text
+
+    caplog.clear()
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="model.classifier"):
+        fallback = SentimentClassifier.load()
+    assert fallback.encoder.spec.precision == "fp32"
+    assert "no native bf16" in caplog.text
+    # and the answers barely move
+    text = ["an absolutely wonderful , moving film"]
+    assert fallback.predict_batch(text)[0].label == "positive"

@@ -16,7 +16,7 @@ def test_defaults() -> None:
     s = Settings.from_env({"DISCORD_TOKEN": TOKEN})
     assert s.token.reveal() == TOKEN
     assert s.artifact is None and s.database == Path("data/sentiment.db")
-    assert (s.max_batch, s.max_wait_ms, s.max_queue) == (32, 5.0, 1000)
+    assert (s.max_batch, s.max_wait_ms, s.max_queue) == (256, 5.0, 1000)
     assert s.retention_days == 90 and s.dev_guild_id is None and s.log_level == "INFO"
 
 

@@ -107,3 +107,33 @@ def test_unknown_model_name_gives_a_clear_error() -> None:
 def test_bad_settings_are_refused(tiny_bert: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(EncoderError, match=message):
         Encoder(str(tiny_bert), **kwargs)
+
+
+@pytest.mark.parametrize("fixture", ["bundled", "tiny_distilbert"])
+def test_bf16_path_stays_close_to_fp32(fixture: str, request: pytest.FixtureRequest) -> None:
+    """The reduced-precision path must give (nearly) the same vectors: cosine >= 0.999."""
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    if fixture != "bundled":
+        name = str(request.getfixturevalue(fixture))
+    fp32, bf16 = Encoder(name, precision="fp32"), Encoder(name, precision="bf16")
+    assert bf16.spec.precision == "bf16" and fp32.spec.precision == "fp32"
+    texts = [*TEXTS, "what a wonderful , moving film", "a dull and lifeless mess " * 20]
+    a, b = fp32.encode(texts), bf16.encode(texts)
+    assert b.dtype == np.float32
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() >= 0.999
+    # same weights as published, but another path: another embedding cache
+    assert bf16.fingerprint == fp32.fingerprint
+    assert bf16.cache_key != fp32.cache_key
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model import encoder as module
+
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
+    assert module.resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: True)
+    assert module.resolve_precision(None) == "bf16"
+    assert module.resolve_precision("fp32") == "fp32"
+    with pytest.raises(EncoderError, match="unknown precision 'fp16'"):
+        module.resolve_precision("fp16")

@@ -441,5 +441,5 @@ async def test_the_real_model_gives_the_same_answers_through_the_service(
     for text, want, got in zip(texts, direct, served, strict=True):
         assert got.label == want.label, text
         assert got.in_band == want.in_band, text
-        # other batch-mates change padding only: equal up to float rounding
-        assert got.p_positive == pytest.approx(want.p_positive, abs=1e-5), text
+        # bf16: batch-mates (padding) move p slightly; see tests/test_hostile_input.py
+        assert got.p_positive == pytest.approx(want.p_positive, abs=0.02), text
