@@ -202,8 +202,16 @@ async def test_close_during_a_burst_keeps_every_prediction(
             await fake.wait_for(lambda: bot.inference.stats.predicted > 0)
             await bot.close()
         predicted = bot.inference.stats.predicted
-    assert predicted > 0
-    assert read_count(settings.database, HistoryFilter(guild_id=GUILD)) == predicted
+        assert predicted > 0
+        assert read_count(settings.database, HistoryFilter(guild_id=GUILD)) == predicted
+
+        # A restart carries on with the same database: settings kept, new rows added.
+        again = SentimentBot(settings, classifier=classifier, guild_ready_timeout=0.1)
+        async with running_client(again, fake):
+            message_id = await fake.send_message(GENERAL, ALICE, POSITIVE)
+            await fake.wait_for(lambda: bool(fake.active_reactions(message_id)))
+            await again.storage.flush()
+    assert read_count(settings.database, HistoryFilter(guild_id=GUILD)) == predicted + 1
 
 
 # --------------------------------------------------------------------------------------------
