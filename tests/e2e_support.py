@@ -8,7 +8,8 @@ test module; the rest is imported where it is used (``from e2e_support import Wo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from bot.storage import ANY_GUILD, HistoryFilter, StoredPrediction
 
 if TYPE_CHECKING:  # imported when used: they load torch, which unit-test runs do not need
     from bot.client import SentimentBot
-    from model import SentimentClassifier
+    from model import Prediction, SentimentClassifier
 
 GUILD = 900_000_000_000_000_001
 GENERAL, RANDOM = 900_000_000_000_000_101, 900_000_000_000_000_102
@@ -127,3 +128,31 @@ def buttons(reply: Reply) -> dict[str, dict[str, Any]]:
             if component.get("type") == 2:
                 found[component["label"]] = component
     return found
+
+
+class SlowClassifier:
+    """The real classifier, ``delay`` seconds slower per batch (in the model's thread, like the
+    real model). A wrapper, so that importing this module does not load torch."""
+
+    def __init__(self, base: SentimentClassifier, delay: float) -> None:
+        self._base = base
+        self.delay = delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+    def predict_batch(
+        self, texts: Sequence[str], *, band: tuple[float, float] | None = None
+    ) -> list[Prediction]:
+        time.sleep(self.delay)
+        return self._base.predict_batch(texts, band=band)
+
+
+async def react_to(world: World, text: str, *, user: int = ALICE) -> int:
+    """Post ``text`` in #general and wait until the bot reacted to it."""
+    message_id = await world.fake.send_message(GENERAL, user, text)
+    await world.fake.wait_for(
+        lambda: bool(world.fake.active_reactions(message_id)),
+        description=f"a reaction to message {message_id}",
+    )
+    return message_id

@@ -8,8 +8,7 @@ import logging
 import os
 import signal
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,11 @@ from e2e_support import (
     PNG_MAGIC,
     POSITIVE,
     RANDOM,
+    SlowClassifier,
     World,
     buttons,
     open_world,
+    react_to,
 )
 
 from bot.cli import run_bot
@@ -36,7 +37,7 @@ from bot.client import SentimentBot
 from bot.config import Secret, Settings
 from bot.sandbox.fake_discord import FakeDiscord, point_discord_py_at, running_client
 from bot.storage import HistoryFilter, Storage, read_count
-from model import Prediction, SentimentClassifier
+from model import SentimentClassifier
 
 
 @pytest.mark.parametrize(
@@ -218,36 +219,12 @@ async def test_close_during_a_burst_keeps_every_prediction(
 # Slow model, reaction faults, guild settings, pagination, permissions, SIGTERM
 
 
-class SlowClassifier(SentimentClassifier):
-    """The real classifier (same artifact and encoder), ``delay`` seconds slower per batch."""
-
-    def __init__(self, base: SentimentClassifier, delay: float) -> None:
-        super().__init__(base.artifact, base.encoder)
-        self.delay = delay
-
-    def predict_batch(
-        self, texts: Sequence[str], *, band: tuple[float, float] | None = None
-    ) -> list[Prediction]:
-        time.sleep(self.delay)  # runs in the inference thread pool, like the real model
-        return super().predict_batch(texts, band=band)
-
-
 def bot_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
         if r.name == "bot.cogs.sentiment" and r.levelno >= logging.WARNING
     ]
-
-
-async def react_to(world: World, text: str, *, user: int = ALICE) -> int:
-    """Post ``text`` in #general and wait until the bot reacted to it."""
-    message_id = await world.fake.send_message(GENERAL, user, text)
-    await world.fake.wait_for(
-        lambda: bool(world.fake.active_reactions(message_id)),
-        description=f"a reaction to message {message_id}",
-    )
-    return message_id
 
 
 async def test_slow_model_defers_then_answers_with_a_followup(

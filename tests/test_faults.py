@@ -21,14 +21,25 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from e2e_support import ALICE, GENERAL, GUILD, NEGATIVE, OWNER, POSITIVE, World, open_world
+from e2e_support import (
+    ALICE,
+    GENERAL,
+    GUILD,
+    NEGATIVE,
+    OWNER,
+    POSITIVE,
+    SlowClassifier,
+    World,
+    open_world,
+    react_to,
+)
 
 import bot.cli
 from bot.client import SentimentBot
@@ -43,27 +54,13 @@ from bot.storage import (
     Storage,
     read_count,
 )
-from model import Prediction, SentimentClassifier
+from model import SentimentClassifier
 
 LONG_POSITIVE = " ".join([POSITIVE] * 60)  # about 3,400 characters: needs new database pages
 
 
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-class SlowClassifier(SentimentClassifier):
-    """The real classifier, ``delay`` seconds slower per batch (in the model's thread)."""
-
-    def __init__(self, base: SentimentClassifier, delay: float) -> None:
-        super().__init__(base.artifact, base.encoder)
-        self.delay = delay
-
-    def predict_batch(
-        self, texts: Sequence[str], *, band: tuple[float, float] | None = None
-    ) -> list[Prediction]:
-        time.sleep(self.delay)
-        return super().predict_batch(texts, band=band)
 
 
 async def _identify_at_once(shard_id: int | None, *, initial: bool = False) -> None:
@@ -89,13 +86,6 @@ async def production_world(tmp_path: Path, classifier: SentimentClassifier) -> A
 
 async def post(world: World, texts: list[str]) -> list[int]:
     return [await world.fake.send_message(GENERAL, ALICE, text) for text in texts]
-
-
-async def react_to(world: World, text: str) -> int:
-    """Post ``text`` in #general and wait until the bot reacted to it."""
-    (message_id,) = await post(world, [text])
-    await wait_for_reactions(world, [message_id])
-    return message_id
 
 
 async def wait_for_reactions(world: World, message_ids: list[int], timeout: float = 15) -> None:
