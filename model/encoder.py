@@ -205,7 +205,7 @@ class Encoder:
             _ = self.fingerprint  # of the weights as published, before the cast
             self.model.to(torch.bfloat16)
         self.batch_size = batch_size
-        self.calls = 0  # how many times encode() ran the model: lets tests prove it was skipped
+        self.calls = 0  # how many times encode_ids() ran the model: tests prove it was skipped
 
     @classmethod
     def from_spec(
