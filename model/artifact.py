@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from model.encoder import POOLINGS, PRECISIONS, EncoderSpec
+from model.textnorm import NORMALIZERS
 
 SCHEMA = "sentiment-bot/classifier"
 SCHEMA_VERSION = 1
@@ -70,12 +71,18 @@ class Artifact:
     def version(self) -> str:
         """Short content digest: names the model in logs and in every stored prediction."""
         h = hashlib.sha256()
-        h.update(repr(self.encoder).encode())
+        # where the adapter lies on this machine is not part of the model; its digest is
+        h.update(repr(replace(self.encoder, adapter=None)).encode())
         h.update(np.ascontiguousarray(self.coef, dtype=np.float64).tobytes())
         h.update(repr((float(self.intercept), self.band)).encode())
         return h.hexdigest()[:12]
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_payload(self, folder: Path | None = None) -> dict[str, Any]:
+        """The joblib payload; the adapter path is written relative to ``folder`` (where the
+        artifact is saved), so the artifact and its adapter folder can move together."""
+        adapter = self.encoder.adapter
+        if adapter is not None and folder is not None:
+            adapter = os.path.relpath(Path(adapter).resolve(), folder.resolve())
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -86,6 +93,9 @@ class Artifact:
                 "normalize": self.encoder.normalize,
                 "precision": self.encoder.precision,
                 "fingerprint": self.encoder_fingerprint,
+                "adapter": adapter,
+                "adapter_digest": self.encoder.adapter_digest,
+                "text_normalizer": self.encoder.text_normalizer,
             },
             "labels": list(self.labels),
             "coef": np.ascontiguousarray(self.coef, dtype=np.float64),
@@ -102,7 +112,7 @@ def save_artifact(artifact: Artifact, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        joblib.dump(artifact.to_payload(), tmp, compress=3)
+        joblib.dump(artifact.to_payload(path.parent), tmp, compress=3)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -164,6 +174,19 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
     precision = enc.get("precision", "fp32")  # artifacts before the bf16 path: fp32
     if precision not in PRECISIONS:
         raise bad(f"unknown encoder precision {precision!r}")
+    adapter = enc.get("adapter")
+    adapter_digest = enc.get("adapter_digest")
+    if adapter is not None:
+        if not isinstance(adapter, str) or not isinstance(adapter_digest, str):
+            raise bad("the encoder's adapter entry has no path or no digest")
+        adapter = str((path.parent / adapter).resolve())  # relative to the artifact's folder
+    normalizer = enc.get("text_normalizer", "none")  # artifacts before chat normalisation
+    if normalizer not in NORMALIZERS:
+        raise ArtifactError(
+            f"{path} needs text normaliser {normalizer!r}, which this version does not know "
+            f"(it knows {', '.join(NORMALIZERS)}). Upgrade sentiment-bot, or retrain the "
+            "artifact with this version's sentiment-train."
+        )
     coef = np.asarray(payload["coef"], dtype=np.float64) if _is_numeric(payload["coef"]) else None
     if coef is None or coef.ndim != 1 or coef.size == 0 or not np.isfinite(coef).all():
         raise bad("'coef' is not a finite 1-D array of weights")
@@ -191,6 +214,9 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
             max_length=int(enc["max_length"]),
             normalize=bool(enc.get("normalize", False)),
             precision=precision,
+            adapter=adapter,
+            adapter_digest=adapter_digest if adapter is not None else None,
+            text_normalizer=normalizer,
         ),
         coef=coef,
         intercept=float(intercept),

@@ -31,9 +31,9 @@ class Prediction:
 
     ``label`` is the classifier's decision (``negative``/``positive``); ``in_band`` says the
     probability lies in the neutral band, where the bot stays silent. Text with nothing to read
-    (empty, whitespace only, or without a single token the encoder knows: emoji only, invisible
-    characters only) is ``neutral`` with probability 0.5 and in the band, without running the
-    encoder.
+    (empty, whitespace only, or without a single token the encoder knows: invisible characters
+    only, or emoji only for an artifact without the chat normaliser, which reads emoji as their
+    names) is ``neutral`` with probability 0.5 and in the band, without running the encoder.
     """
 
     label: Label

@@ -22,6 +22,14 @@ from model.artifact import (
     save_artifact,
 )
 from model.cache import CACHE_DIR_ENV, EmbeddingCache, default_cache_dir
+from model.chateval import (
+    ChatSet,
+    ChatSetError,
+    default_chat_set_path,
+    evaluate_chat,
+    format_chat_report,
+    load_chat_set,
+)
 from model.classifier import SentimentClassifier
 from model.data import (
     DATA_DIR_ENV,
@@ -42,7 +50,14 @@ from model.encoder import (
     Encoder,
     EncoderError,
 )
-from model.metrics import evaluate_probabilities, format_report, plot_reliability
+from model.finetune import FinetuneError, FinetuneOptions, finetune
+from model.metrics import (
+    evaluate_probabilities,
+    format_report,
+    plot_loss_curve,
+    plot_reliability,
+)
+from model.textnorm import DEFAULT_NORMALIZER, NORMALIZERS
 from model.train import DEFAULT_C_GRID, TrainOptions, embed, train_classifier
 
 DEFAULT_OUTPUT = Path("artifacts/classifier.joblib")
@@ -156,6 +171,14 @@ def _split(name: str, args: argparse.Namespace) -> Dataset:
     return load_labelled(path, skip_malformed=args.skip_malformed).head(args.limit)
 
 
+def _chat_set(flag: Path | None) -> ChatSet | None:
+    """The chat set named by the flag (which must exist), else the committed one if present."""
+    if flag is not None:
+        return load_chat_set(flag)
+    path = default_chat_set_path()
+    return load_chat_set(path) if path.is_file() else None
+
+
 def _write_report(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, sort_keys=True, default=float) + "\n")
@@ -175,7 +198,7 @@ def _check_writable(path: Path) -> None:
 def _run(main: Callable[[list[str] | None], int], argv: Sequence[str] | None) -> int:
     try:
         return main(list(argv) if argv is not None else None)
-    except (UsageError, DataError, ArtifactError, EncoderError) as exc:
+    except (UsageError, DataError, ArtifactError, EncoderError, FinetuneError, ChatSetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -189,8 +212,9 @@ def _run(main: Callable[[list[str] | None], int], argv: Sequence[str] | None) ->
 def _train(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="sentiment-train",
-        description="Train the sentiment classifier (frozen encoder + logistic regression) on "
-        "SST-2, choose C and the neutral band on dev, evaluate on test, write artifact + report.",
+        description="Train the sentiment classifier (encoder + logistic regression) on SST-2: "
+        "optionally fine-tune the encoder once with LoRA adapters (--finetune), then freeze it, "
+        "choose C and the neutral band on dev, evaluate on test, write artifact + report.",
     )
     parser.add_argument(
         "--train-on",
@@ -212,6 +236,73 @@ def _train(argv: list[str] | None) -> int:
         "--max-length",
         type=_positive_int_arg,
         help="tokens kept per text [SENTIMENT_MAX_LENGTH; default: the model's]",
+    )
+    parser.add_argument(
+        "--chat-set",
+        type=Path,
+        help="hand-labelled chat messages to report on too (default: tests/data/chat_eval.tsv "
+        "when it is there)",
+    )
+    parser.add_argument(
+        "--text-normalizer",
+        choices=NORMALIZERS,
+        default=DEFAULT_NORMALIZER,
+        help=f"how chat text is rewritten before the tokenizer (default {DEFAULT_NORMALIZER})",
+    )
+    tune = parser.add_argument_group(
+        "fine-tuning (LoRA adapters, trained once; the classifier is then fitted as usual)"
+    )
+    tune.add_argument(
+        "--finetune",
+        action="store_true",
+        help="fine-tune the encoder with low-rank adapters before fitting the classifier; the "
+        "adapter folder is written next to the artifact (<output>.adapter/)",
+    )
+    tune.add_argument(
+        "--adapter",
+        type=Path,
+        help="use this already trained adapter folder instead of fine-tuning again",
+    )
+    tune.add_argument(
+        "--finetune-on",
+        choices=("sentences", "phrases", "both"),
+        help="rows the encoder is fine-tuned on (default: the same as --train-on)",
+    )
+    defaults = FinetuneOptions()
+    tune.add_argument(
+        "--epochs", type=_positive_int_arg, default=defaults.epochs, help="default %(default)s"
+    )
+    tune.add_argument(
+        "--learning-rate",
+        type=_c_value,
+        default=defaults.learning_rate,
+        help="AdamW learning rate (default %(default)s)",
+    )
+    tune.add_argument(
+        "--lora-rank", type=_positive_int_arg, default=defaults.rank, help="default %(default)s"
+    )
+    tune.add_argument(
+        "--lora-alpha", type=_positive_int_arg, default=defaults.alpha, help="default %(default)s"
+    )
+    tune.add_argument(
+        "--finetune-batch-size",
+        type=_positive_int_arg,
+        default=defaults.batch_size,
+        help="rows per training step (default %(default)s)",
+    )
+    tune.add_argument(
+        "--max-steps", type=_positive_int_arg, help="stop fine-tuning after N steps (trials)"
+    )
+    tune.add_argument(
+        "--device",
+        default="auto",
+        help="auto (the GPU when there is one, else the CPU), cpu or cuda (default auto)",
+    )
+    tune.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="where interrupted runs are resumed from (default: finetune/ in the embedding cache "
+        "folder, ~/.cache/sentiment-bot/embeddings/finetune)",
     )
     parser.add_argument(
         "--C",
@@ -241,26 +332,76 @@ def _train(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     _check_writable(args.output)
 
+    if args.finetune and args.adapter is not None:
+        raise UsageError("give --finetune (train a new adapter) or --adapter DIR, not both.")
+    if args.finetune_on is not None and not args.finetune:
+        raise UsageError("--finetune-on only applies with --finetune.")
+
     started = time.perf_counter()
     batch, threads = _runtime(args)
     pooling = args.pooling or _env("SENTIMENT_POOLING", str, "cls or mean")
     if pooling is not None and pooling not in POOLINGS:
         raise UsageError(f"SENTIMENT_POOLING={pooling!r} is not cls or mean.")
-    encoder = Encoder(
-        args.encoder or os.environ.get("SENTIMENT_ENCODER") or BUNDLED_ENCODER,
-        pooling=pooling,
-        max_length=args.max_length
-        or _env("SENTIMENT_MAX_LENGTH", _positive_int, "a whole number >= 1"),
-        batch_size=batch,
-        threads=threads,
-        precision=_precision_setting(args) or "auto",
-    )
+
+    def make_encoder(precision: str, adapter: Path | None) -> Encoder:
+        return Encoder(
+            args.encoder or os.environ.get("SENTIMENT_ENCODER") or BUNDLED_ENCODER,
+            pooling=pooling,
+            max_length=args.max_length
+            or _env("SENTIMENT_MAX_LENGTH", _positive_int, "a whole number >= 1"),
+            batch_size=batch,
+            threads=threads,
+            precision=precision,
+            adapter=adapter,
+            text_normalizer=args.text_normalizer,
+        )
+
+    data_dir = data_dir_from(args.data_dir)
+    precision = _precision_setting(args) or "auto"
+    adapter: Path | None = args.adapter
+    finetuned: dict[str, Any] | None = None
+    if args.finetune:
+        finetune_on = args.finetune_on or args.train_on
+        rows = load_training_data(
+            finetune_on,
+            data_dir,
+            phrases=args.phrases,
+            skip_malformed=args.skip_malformed,
+            progress=not args.quiet,
+        ).head(args.limit)
+        tune_options = FinetuneOptions(
+            epochs=args.epochs,
+            batch_size=args.finetune_batch_size,
+            learning_rate=args.learning_rate,
+            rank=args.lora_rank,
+            alpha=args.lora_alpha,
+            seed=args.seed,
+            max_steps=args.max_steps,
+            device=args.device,
+        )
+        adapter = args.output.with_suffix(".adapter")
+        tuned = finetune(
+            make_encoder("fp32", None),
+            rows,
+            adapter,
+            options=tune_options,
+            checkpoint_root=args.checkpoint_dir,
+            progress=not args.quiet,
+        )
+        finetuned = {
+            "finetune_on": finetune_on,
+            "rows": len(rows),
+            **tune_options.identity(),
+            **tuned.summary(),
+        }
+    encoder = make_encoder(precision, adapter)
     spec = encoder.spec
     print(
-        f"encoder {spec.name}: {spec.pooling} pooling, max {spec.max_length} tokens, "
-        f"{encoder.dim} dims{', L2-normalised' if spec.normalize else ''}, {spec.precision}"
+        f"encoder {spec.name}{f' + adapter {adapter}' if adapter else ''}: {spec.pooling} "
+        f"pooling, max {spec.max_length} tokens, {encoder.dim} dims"
+        f"{', L2-normalised' if spec.normalize else ''}, {spec.precision}, text normaliser "
+        f"{spec.text_normalizer}"
     )
-    data_dir = data_dir_from(args.data_dir)
     train = load_training_data(
         args.train_on,
         data_dir,
@@ -279,6 +420,7 @@ def _train(argv: list[str] | None) -> int:
         random_state=args.seed,
         band_precision=args.band_precision,
         train_on=args.train_on,
+        finetune=finetuned,
     )
     result = train_classifier(
         encoder,
@@ -287,6 +429,7 @@ def _train(argv: list[str] | None) -> int:
         test,
         options=options,
         cache=_cache(args, encoder),
+        chat=_chat_set(args.chat_set),
         progress=not args.quiet,
     )
     save_artifact(result.artifact, args.output)
@@ -296,11 +439,27 @@ def _train(argv: list[str] | None) -> int:
     _write_report(result.report, report_path)
     title = f"SST-2 test, model {result.artifact.version} (C={result.artifact.training['C']:g})"
     plot_reliability(result.report["test"], plot_path, title)
+    written = [str(report_path), str(plot_path)]
+    if finetuned is not None and finetuned["loss_curve"]:
+        loss_path = args.output.with_suffix(".finetune.png")
+        plot_loss_curve(
+            finetuned["loss_curve"],
+            loss_path,
+            f"LoRA fine-tuning of {spec.name}\n{finetuned['rows']:,} rows "
+            f"({finetuned['finetune_on']}), {finetuned['epochs']} epochs, "
+            f"{finetuned['steps']:,} steps",
+        )
+        written.append(str(loss_path))
 
     print()
     print(format_report(result.report["dev"], f"dev ({dev.source})"))
     print()
     print(format_report(result.report["test"], f"test ({test.source})"))
+    if "chat" in result.report:
+        print()
+        print(
+            format_chat_report(result.report["chat"], f"chat set ({result.report['chat']['data']})")
+        )
     t = result.timings
     print()
     print(
@@ -309,7 +468,7 @@ def _train(argv: list[str] | None) -> int:
         f"{t['evaluate_s']:.2f} s; total {time.perf_counter() - started:.1f} s "
         "(including model load)"
     )
-    print(f"wrote {args.output} (model {result.artifact.version}), {report_path}, {plot_path}")
+    print(f"wrote {args.output} (model {result.artifact.version}), {', '.join(written)}")
     return 0
 
 
@@ -327,6 +486,13 @@ def _evaluate(argv: list[str] | None) -> int:
     source.add_argument(
         "--split", choices=SPLITS, default="test", help="SST-2 split (default test)"
     )
+    source.add_argument(
+        "--chat",
+        nargs="?",
+        type=Path,
+        const=default_chat_set_path(),
+        help="the hand-labelled chat set (positive/negative/neutral), or another file like it",
+    )
     parser.add_argument("--report", type=Path, help="also write the report as JSON here")
     parser.add_argument("--plot", type=Path, help="also draw the reliability diagram (PNG) here")
     _add_runtime_options(parser)
@@ -338,6 +504,18 @@ def _evaluate(argv: list[str] | None) -> int:
         path, batch_size=batch, threads=threads, precision=_precision_setting(args)
     )
     artifact = classifier.artifact
+    if args.chat is not None:
+        chat = load_chat_set(args.chat)
+        t0 = time.perf_counter()
+        chat_metrics = evaluate_chat(classifier, chat)
+        seconds = time.perf_counter() - t0
+        chat_metrics.update({"artifact": str(path), "model_version": artifact.version})
+        print(format_chat_report(chat_metrics, f"{chat.source}: model {artifact.version}"))
+        print(f"  classifying took {seconds:.1f} s")
+        if args.report:
+            _write_report(chat_metrics, args.report)
+            print(f"wrote {args.report}")
+        return 0
     if args.data is not None:
         data = load_labelled(args.data, skip_malformed=args.skip_malformed).head(args.limit)
     else:

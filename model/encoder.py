@@ -21,6 +21,10 @@ import torch
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from model.adapter import AdapterError, merge_adapter
+from model.adapter import adapter_digest as model_adapter_digest
+from model.textnorm import DEFAULT_NORMALIZER, NormalizerError, get_normalizer
+
 Pooling = Literal["cls", "mean"]
 POOLINGS: tuple[Pooling, ...] = ("cls", "mean")
 # The numeric path the transformer runs on. bf16 halves memory traffic and, on a CPU with
@@ -49,6 +53,12 @@ class EncoderSpec:
     max_length: int
     normalize: bool
     precision: Precision = "fp32"
+    # Fine-tuned encoders: the LoRA adapter folder merged into ``name`` at load, and its digest.
+    adapter: str | None = None
+    adapter_digest: str | None = None
+    # How chat text is rewritten before the tokenizer (model/textnorm.py); "none" for artifacts
+    # written before normalisation existed.
+    text_normalizer: str = "none"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -158,8 +168,15 @@ class Encoder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
         precision: str | None = "fp32",
+        adapter: str | Path | None = None,
+        adapter_digest: str | None = None,
+        text_normalizer: str = DEFAULT_NORMALIZER,
     ) -> None:
         resolved_precision = resolve_precision(precision)
+        try:
+            self._normalize_text = get_normalizer(text_normalizer)
+        except NormalizerError as exc:
+            raise EncoderError(str(exc)) from None
         if pooling is not None and pooling not in POOLINGS:
             raise EncoderError(f"unknown pooling {pooling!r}: use 'cls' or 'mean'.")
         if batch_size < 1:
@@ -184,6 +201,12 @@ class Encoder:
                 "config.json, tokenizer files and weights, or a Hugging Face model name such as "
                 "distilbert-base-uncased where the hub (or its local cache) is reachable."
             ) from None
+        if adapter is not None:
+            try:
+                self.model = merge_adapter(self.model, adapter, expected_digest=adapter_digest)
+            except AdapterError as exc:
+                raise EncoderError(str(exc)) from None
+            adapter_digest = adapter_digest or model_adapter_digest(adapter)
         self.model.eval()
         self.model.requires_grad_(False)
 
@@ -200,6 +223,9 @@ class Encoder:
             max_length=length,
             normalize=default_normalize if normalize is None else normalize,
             precision=resolved_precision,
+            adapter=None if adapter is None else str(adapter),
+            adapter_digest=adapter_digest if adapter is not None else None,
+            text_normalizer=text_normalizer,
         )
         if resolved_precision == "bf16":
             _ = self.fingerprint  # of the weights as published, before the cast
@@ -225,6 +251,9 @@ class Encoder:
             batch_size=batch_size,
             threads=threads,
             precision=precision or spec.precision,
+            adapter=spec.adapter,
+            adapter_digest=spec.adapter_digest,
+            text_normalizer=spec.text_normalizer,
         )
 
     @property
@@ -254,15 +283,18 @@ class Encoder:
         settings = f"{self.spec.pooling}|{self.spec.max_length}|{int(self.spec.normalize)}"
         if self.spec.precision != "fp32":
             settings += f"|{self.spec.precision}"
+        if self.spec.text_normalizer != "none":
+            settings += f"|{self.spec.text_normalizer}"
         return hashlib.sha256(f"{self.fingerprint}|{settings}".encode()).hexdigest()[:32]
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text (special tokens added, truncated to ``max_length``), no padding."""
+        """Token ids per text (chat text normalised, special tokens added, truncated to
+        ``max_length``), no padding."""
         if not texts:
             return []
         max_chars = self.spec.max_length * _CHARS_PER_TOKEN_CAP
         batch = self.tokenizer(
-            [clean_text(t, max_chars) for t in texts],
+            [self._normalize_text(clean_text(t, max_chars)) for t in texts],
             truncation=True,
             max_length=self.spec.max_length,
             padding=False,

@@ -6,6 +6,7 @@ reports on any split, any artifact, any file.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,27 @@ def plot_reliability(report: dict[str, Any], path: Path, title: str) -> None:
     bottom.set_xlabel("predicted probability of positive")
     bottom.set_ylabel("rows")
     bottom.set_xlim(0, 1)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_loss_curve(points: list[dict[str, float]], path: Path, title: str) -> None:
+    """Fine-tuning's training loss (mean over each checkpoint window) against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    ax.plot([p["step"] for p in points], [p["loss"] for p in points], "-", color="tab:blue")
+    ax.axhline(math.log(2), linestyle="--", color="grey", label="chance (ln 2)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (cross-entropy)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

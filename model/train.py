@@ -21,7 +21,8 @@ from sklearn.preprocessing import StandardScaler
 
 from model.artifact import Artifact
 from model.cache import EmbeddingCache
-from model.classifier import sigmoid
+from model.chateval import ChatSet, evaluate_chat
+from model.classifier import SentimentClassifier, sigmoid
 from model.data import Dataset, digest_all
 from model.encoder import Encoder
 from model.metrics import choose_band, evaluate_probabilities
@@ -38,6 +39,7 @@ class TrainOptions:
     max_iter: int = 3000
     n_jobs: int = -1
     train_on: str = "sentences"
+    finetune: dict[str, Any] | None = None  # how the encoder was fine-tuned, if it was
 
 
 @dataclass
@@ -125,9 +127,11 @@ def train_classifier(
     *,
     options: TrainOptions | None = None,
     cache: EmbeddingCache | None = None,
+    chat: ChatSet | None = None,
     progress: bool = True,
     log: Log = print,
 ) -> TrainResult:
+    """Embed, fit, choose the band, evaluate on test (and on the chat set when given)."""
     options = options or TrainOptions()
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -177,6 +181,8 @@ def train_classifier(
         "band_precision_target": options.band_precision,
         "max_iter": options.max_iter,
     }
+    if options.finetune is not None:
+        training["finetune"] = options.finetune
     artifact = Artifact(
         encoder=encoder.spec,
         coef=coef,
@@ -187,12 +193,18 @@ def train_classifier(
         versions=library_versions(),
         encoder_fingerprint=encoder.fingerprint,
     )
+    if chat is not None:
+        t0 = time.perf_counter()
+        chat_metrics = evaluate_chat(SentimentClassifier(artifact, encoder), chat)
+        timings["chat_s"] = time.perf_counter() - t0
+        artifact.metrics["chat"] = chat_metrics
     report = {
         "model_version": artifact.version,
         "encoder": artifact.to_payload()["encoder"],
         "training": training,
         "dev": dev_report,
         "test": test_report,
+        **({"chat": artifact.metrics["chat"]} if chat is not None else {}),
         "timings": timings,
     }
     return TrainResult(artifact, report, timings)

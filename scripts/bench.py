@@ -10,6 +10,11 @@ Paths, all with the bundled all-MiniLM-L6-v2 (mean pooling, L2-normalised):
                      one tokeniser call, length-sorted batches of 64, padded per batch
   e  ours-fp32       model.Encoder forced to fp32, for reference
 
+With --artifact, every path runs that artifact's encoder instead: for a fine-tuned artifact,
+its base with the LoRA adapter merged in (what the bot serves), saved once to a temporary folder
+that all paths load, so the figures compare like with like and show what fine-tuning costs at
+serving time (nothing: the merged model has the base's architecture).
+
 For each: sentences/s on the 1,821 SST-2 test sentences (median of --runs after a warm-up),
 SST-2 test accuracy of a logistic regression re-fitted on that path's own embeddings (C chosen
 on dev), the ratio to (c), single-message latency p50/p99, and the peak RSS of a process that
@@ -18,6 +23,7 @@ runs only that path. Each path runs in its own subprocess so memory figures do n
     python scripts/bench.py                 # all paths, prints a table (about 6 minutes, 2 cores)
     python scripts/bench.py --quick         # fewer training rows and runs, for a smoke test
     python scripts/bench.py --json bench.json
+    python scripts/bench.py --artifact model/artifacts/default.joblib --paths de   # the tuned one
 """
 
 from __future__ import annotations
@@ -57,8 +63,9 @@ def data_dir(flag: str | None) -> Path:
 # One path, inside its own process
 
 
-def build(path: str, threads: int | None) -> tuple[Embed, str]:
-    """The embedding function of a path, and a note on what it ran on."""
+def build(path: str, threads: int | None, model_dir: str | None) -> tuple[Embed, str]:
+    """The embedding function of a path, and a note on what it ran on. ``model_dir``: a merged
+    artifact encoder (see ``merged_model_dir``) instead of the bundled one."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -66,10 +73,10 @@ def build(path: str, threads: int | None) -> tuple[Embed, str]:
 
     if threads:
         torch.set_num_threads(threads)
-    source = resolve_source(BUNDLED_ENCODER)
+    source = model_dir or resolve_source(BUNDLED_ENCODER)
 
     if path in ("d", "e"):
-        encoder = Encoder(BUNDLED_ENCODER, precision="auto" if path == "d" else "fp32")
+        encoder = Encoder(source, precision="auto" if path == "d" else "fp32")
         return encoder.encode, encoder.spec.precision
 
     if path == "c":
@@ -125,7 +132,7 @@ def worker(path: str, args: argparse.Namespace) -> dict[str, Any]:
     train = load_labelled(folder / "train.tsv").head(args.train_rows)
     dev = load_labelled(folder / "dev.tsv")
     test = load_labelled(folder / "test.tsv")
-    embed, precision = build(path, args.threads)
+    embed, precision = build(path, args.threads, args.model_dir)
 
     embed(test.texts[:64])  # warm-up
     runs = []
@@ -166,6 +173,32 @@ def worker(path: str, args: argparse.Namespace) -> dict[str, Any]:
 # The driver
 
 
+def merged_model_dir(artifact_path: Path, folder: Path) -> str:
+    """The artifact's encoder (adapter merged) saved as a plain sentence-transformers folder."""
+    import shutil
+
+    from model.artifact import load_artifact
+    from model.encoder import Encoder, resolve_source
+
+    spec = load_artifact(artifact_path).encoder
+    if spec.pooling != "mean" or not spec.normalize:
+        raise SystemExit(
+            f"error: {artifact_path} uses {spec.pooling} pooling; the benchmark's paths pool "
+            "like all-MiniLM-L6-v2 (mean, L2-normalised)"
+        )
+    encoder = Encoder.from_spec(spec, precision="fp32")
+    encoder.model.save_pretrained(folder)
+    encoder.tokenizer.save_pretrained(folder)
+    base = Path(resolve_source(spec.name))
+    for extra in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
+        if (base / extra).is_file():
+            shutil.copy(base / extra, folder / extra)
+    for sub in base.iterdir():
+        if sub.is_dir() and sub.name[0].isdigit():  # 1_Pooling, 2_Normalize
+            shutil.copytree(sub, folder / sub.name, dirs_exist_ok=True)
+    return str(folder)
+
+
 def run_path(path: str, argv: list[str]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         target = Path(out.name)
@@ -190,6 +223,13 @@ def main() -> int:
     parser.add_argument("--data-dir", help="SST-2 folder [SENTIMENT_DATA_DIR]")
     parser.add_argument("--quick", action="store_true", help="1,000 training rows, 2 runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--artifact",
+        type=Path,
+        help="run every path on this artifact's encoder (a fine-tuned one with its adapter "
+        "merged) instead of the bundled all-MiniLM-L6-v2",
+    )
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=sorted(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,9 +255,12 @@ def main() -> int:
         if value is not None:
             passthrough += [flag, str(value)]
     results = {}
-    for path in args.paths:
-        print(f"running {path}: {PATHS[path]} ...", file=sys.stderr, flush=True)
-        results[path] = run_path(path, passthrough)
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
+        if args.artifact is not None:
+            passthrough += ["--model-dir", merged_model_dir(args.artifact, Path(tmp))]
+        for path in args.paths:
+            print(f"running {path}: {PATHS[path]} ...", file=sys.stderr, flush=True)
+            results[path] = run_path(path, passthrough)
 
     base = results.get("c")
     fp32 = np.asarray(results["e"]["embeddings_sample"]) if "e" in results else None
@@ -225,7 +268,8 @@ def main() -> int:
     print(
         f"SST-2 test, {len(np.asarray(next(iter(results.values()))['embeddings_sample']))}-row "
         f"embedding sample; LR refit on {next(iter(results.values()))['train_rows']} training "
-        f"rows; {os.cpu_count()} CPUs, torch threads {args.threads or 'default'}"
+        f"rows; {os.cpu_count()} CPUs, torch threads {args.threads or 'default'}; encoder "
+        f"{args.artifact or 'bundled all-MiniLM-L6-v2'}"
     )
     header = (
         f"{'path':<50} {'sent/s':>8} {'vs (c)':>7} {'test acc':>9} {'p50 ms':>7} "

@@ -54,7 +54,10 @@ def _save_tiny(kind: str, folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(_VOCAB) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # from_pretrained reads vocab.txt in transformers 4 and 5 alike (the constructor's keyword
+    # changed from vocab_file to vocab, and a wrong one silently gives an empty vocabulary)
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), do_lower_case=True)
+    assert len(tokenizer) == len(set(_VOCAB)), "the tiny vocabulary did not load"
     torch.manual_seed(0)
     model: torch.nn.Module
     if kind == "distilbert":

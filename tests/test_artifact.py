@@ -10,6 +10,7 @@ import joblib
 import numpy as np
 import pytest
 
+from model.adapter import adapter_digest
 from model.artifact import (
     SCHEMA_VERSION,
     Artifact,
@@ -137,12 +138,24 @@ def test_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
 
 
 def test_committed_default_is_valid() -> None:
-    artifact = load_artifact(default_artifact_path())
+    """The default is all-MiniLM-L6-v2 fine-tuned with a committed LoRA adapter, chat text
+    normalised; the frozen encoder stays available as frozen.joblib."""
+    path = default_artifact_path()
+    artifact = load_artifact(path)
     assert artifact.encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert artifact.encoder.pooling == "mean"
     assert artifact.coef.shape == (384,)
     assert artifact.training["train_on"] == "both"
-    assert artifact.encoder.precision == "bf16"  # the fast path; fp32 within 0.3 points
+    assert artifact.encoder.text_normalizer == "chat"
+    assert artifact.encoder.adapter == str(path.with_suffix(".adapter").resolve())
+    assert artifact.encoder.adapter_digest == adapter_digest(path.with_suffix(".adapter"))
+    tuned = artifact.training["finetune"]
+    assert tuned["adapter_digest"] == artifact.encoder.adapter_digest
+    assert tuned["finetune_on"] == "both" and tuned["epochs"] == 3
+
+    frozen = load_artifact(path.with_name("frozen.joblib"))
+    assert frozen.encoder.adapter is None and frozen.encoder.text_normalizer == "chat"
+    assert frozen.training["train_on"] == "both"
 
 
 def test_artifact_without_a_precision_is_fp32(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from model import EMPTY_PREDICTION, SentimentClassifier
+from model import EMPTY_PREDICTION, SentimentClassifier, default_artifact_path, load_artifact
+from model.artifact import save_artifact
 from model.data import load_labelled
 
 
@@ -61,42 +63,58 @@ def test_band_override(classifier: SentimentClassifier) -> None:
     assert wide.p_positive == narrow.p_positive
 
 
-def test_default_artifact_reaches_81_percent_on_sst2_test(
+def test_default_artifact_reaches_89_percent_on_sst2_test(
     classifier: SentimentClassifier, sst2_dir: Path
 ) -> None:
-    """The mission's bar, measured for real on all 1,821 test sentences."""
+    """Measured for real on all 1,821 test sentences: the fine-tuned default (89.40% recorded;
+    the frozen encoder stops at about 81.7%)."""
     test = load_labelled(sst2_dir / "test.tsv")
     preds = classifier.predict_batch(test.texts)
     correct = sum((p.p_positive >= 0.5) == bool(y) for p, y in zip(preds, test.labels, strict=True))
     accuracy = correct / len(test)
-    assert accuracy >= 0.81
-    # the recorded figure; a CPU without native bf16 serves fp32 embeddings, a hair different
+    assert accuracy >= 0.89
+    # the recorded figure (the default is fp32; bf16 serving would move it a hair)
     assert accuracy == pytest.approx(classifier.artifact.metrics["test"]["accuracy"], abs=3e-3)
 
 
 def test_text_without_a_known_token_is_nothing_to_read(classifier: SentimentClassifier) -> None:
-    """Emoji-only or invisible-only text is all [UNK] to the encoder: neutral, no model call."""
+    """Invisible-only text is all [UNK] to the encoder: neutral, no model call."""
     calls = classifier.encoder.calls
-    assert classifier.predict_batch(["😡😡😡", "\u200b\u200b", "\u2800"]) == [EMPTY_PREDICTION] * 3
+    assert (
+        classifier.predict_batch(["\u200b\u200b", "\u2800", "\u200e\u202e"])
+        == [EMPTY_PREDICTION] * 3
+    )
     assert classifier.encoder.calls == calls
-    angry = classifier.predict("I am so angry 😡😡😡")
-    assert angry.label == "negative"
+
+
+def test_emoji_are_read(classifier: SentimentClassifier) -> None:
+    """The chat normaliser turns emoji into their names: emoji-only messages have a mood now
+    (before, they were all [UNK] and nothing to read)."""
+    angry, happy, mixed = classifier.predict_batch(["😡😡😡", "😍🎉", "I am so angry 😡😡😡"])
+    assert angry.mood == "negative"
+    assert happy.mood == "positive"
+    assert mixed.mood == "negative"
 
 
 def test_serving_path_other_than_the_fitted_one_is_warned(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from model import classifier as module
 
+    assert load_artifact(default_artifact_path()).encoder.precision == "fp32"
     with caplog.at_level("WARNING", logger="model.classifier"):
-        fp32 = SentimentClassifier.load(precision="fp32")
-    assert fp32.encoder.spec.precision == "fp32"
-    assert "fitted on bf16" in caplog.text and "--precision fp32" in caplog.text
+        bf16 = SentimentClassifier.load(precision="bf16")
+    assert bf16.encoder.spec.precision == "bf16"
+    assert "fitted on fp32" in caplog.text and "--precision bf16" in caplog.text
 
+    # an artifact fitted on bf16, on a CPU without native bf16: served fp32, with a warning
+    artifact = load_artifact(default_artifact_path())
+    fitted_bf16 = replace(artifact, encoder=replace(artifact.encoder, precision="bf16"))
+    save_artifact(fitted_bf16, tmp_path / "bf16.joblib")
     caplog.clear()
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
     with caplog.at_level("WARNING", logger="model.classifier"):
-        fallback = SentimentClassifier.load()
+        fallback = SentimentClassifier.load(tmp_path / "bf16.joblib")
     assert fallback.encoder.spec.precision == "fp32"
     assert "no native bf16" in caplog.text
     # and the answers barely move

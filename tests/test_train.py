@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
 from model.artifact import load_artifact
 from model.classifier import SentimentClassifier
 from model.cli import evaluate_main, train_main
@@ -147,3 +148,72 @@ def test_band_choice_reaches_the_precision_target() -> None:
     # and it is the loosest such cut: one step looser falls below the target
     looser = np.sort(p[p < high])[-1]
     assert (y[p >= looser] == 1).mean() < 0.9 or looser < 0.5
+
+
+def test_evaluate_on_the_chat_set(
+    trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report_path = tmp_path / "chat.json"
+    code = evaluate_main(
+        ["--artifact", str(trained["first"]), "--chat", "--quiet", "--report", str(report_path)]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "chat_eval.tsv" in out and "355 messages" in out
+    assert "neutral caught by the band" in out and "three-way accuracy" in out
+    report = json.loads(report_path.read_text())
+    assert report["n"] == 355 and report["n_neutral"] == 95
+    assert 0.5 < report["polar_accuracy"] <= 1.0
+    # a chat file with a mistake in it: one clear line, no traceback
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tlabel\nfine\tgood\n", encoding="utf-8")
+    assert evaluate_main(["--artifact", str(trained["first"]), "--chat", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: unknown label 'good'" in err and "Traceback" not in err
+
+
+def test_finetune_through_the_command(
+    sst2_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--finetune on the bundled encoder, a few steps: adapter next to the artifact, the
+    artifact loads with it merged, the report says how it was tuned, and a loss picture."""
+    output = tmp_path / "m" / "tuned.joblib"
+    argv = ["--data-dir", str(sst2_dir), "--limit", "64", "--quiet", "--C", "1",
+            "--cache-dir", str(tmp_path / "cache"),
+            "--checkpoint-dir", str(tmp_path / "ckpt")]  # fmt: skip
+    code = train_main(
+        [*argv, "--finetune", "--max-steps", "4", "--finetune-batch-size", "16",
+         "--output", str(output)]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "tuned.finetune.png" in out
+    adapter = output.with_suffix(".adapter")
+    assert sorted(p.name for p in adapter.iterdir()) == [ADAPTER_CONFIG, ADAPTER_WEIGHTS]
+    report = json.loads(output.with_suffix(".report.json").read_text())
+    tuned = report["training"]["finetune"]
+    assert tuned["steps"] == 4 and tuned["rows"] == 64 and tuned["finetune_on"] == "sentences"
+    assert tuned["adapter_digest"] == adapter_digest(adapter)
+    assert "chat" in report  # the committed chat set is reported on
+    assert output.with_suffix(".finetune.png").read_bytes().startswith(PNG_MAGIC)
+    classifier = SentimentClassifier.load(output)
+    assert classifier.artifact.encoder.adapter_digest == tuned["adapter_digest"]
+    assert not any("lora" in name for name, _ in classifier.encoder.model.named_parameters())
+
+    # and with the adapter given back: only the classifier is refitted, to the same model
+    again = tmp_path / "again.joblib"
+    assert train_main([*argv, "--adapter", str(adapter), "--output", str(again)]) == 0
+    assert load_artifact(again).version == load_artifact(output).version
+
+
+def test_finetune_mistakes_give_one_clear_line(
+    sst2_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--data-dir", str(sst2_dir), "--quiet", "--output", str(tmp_path / "x.joblib")]
+    assert train_main([*argv, "--finetune", "--adapter", str(tmp_path)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert train_main([*argv, "--finetune-on", "phrases"]) == 2
+    assert "--finetune-on only applies with --finetune" in capsys.readouterr().err
+    assert train_main([*argv, "--adapter", str(tmp_path / "nowhere"), "--limit", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "adapter folder" in err and "not found" in err and "Traceback" not in err
