@@ -127,8 +127,18 @@ def evaluate_chat(classifier: SentimentClassifier, chat: ChatSet) -> dict[str, A
     predictions = classifier.predict_batch(chat.texts)
     p = np.array([x.p_positive for x in predictions], dtype=np.float64)
     report = chat_report(chat.labels, p, classifier.band, chat.categories)
-    report["data"] = chat.source
+    report["data"] = _display_path(chat.source)
     return report
+
+
+def _display_path(source: str) -> str:
+    """``source`` relative to the repository when it lies inside it: reports and artifacts do
+    not carry the folder a checkout happens to be in."""
+    root = default_chat_set_path().parent.parent.parent
+    try:
+        return Path(source).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return source
 
 
 def chat_report(

@@ -194,7 +194,8 @@ def test_finetune_through_the_command(
     tuned = report["training"]["finetune"]
     assert tuned["steps"] == 4 and tuned["rows"] == 64 and tuned["finetune_on"] == "sentences"
     assert tuned["adapter_digest"] == adapter_digest(adapter)
-    assert "chat" in report  # the committed chat set is reported on
+    # the committed chat set is reported on, named relative to the checkout (no machine paths)
+    assert report["chat"]["data"] == "tests/data/chat_eval.tsv"
     assert output.with_suffix(".finetune.png").read_bytes().startswith(PNG_MAGIC)
     classifier = SentimentClassifier.load(output)
     assert classifier.artifact.encoder.adapter_digest == tuned["adapter_digest"]
