@@ -90,7 +90,6 @@ _EMOTICONS = {
     ":/": "confused face",
     ":-/": "confused face",
     ":|": "neutral face",
-    "D:": "anguished face",
     "<3": "red heart",
     "</3": "broken heart",
 }

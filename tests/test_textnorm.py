@@ -161,3 +161,7 @@ def test_the_training_data_reads_the_same_either_way(sst2_dir: Path) -> None:
         for line in (sst2_dir / f"{split}.tsv").read_text(encoding="utf-8").splitlines():
             text = line.split("\t")[0]
             assert normalize_chat(text) == " ".join(text.split()), text
+
+
+def test_plan_letters_are_not_emoticons() -> None:
+    assert normalize_chat("plan D: we wait") == "plan D: we wait"
