@@ -50,8 +50,11 @@ def lora_targets(model: Any) -> list[str]:
     ]
 
 
-def merge_adapter(model: Any, folder: str | Path, *, expected_digest: str | None) -> Any:
-    """``model`` with the adapter in ``folder`` merged into its weights (a plain model again).
+def merge_adapter(
+    model: Any, folder: str | Path, *, expected_digest: str | None
+) -> tuple[Any, str]:
+    """``model`` with the adapter in ``folder`` merged into its weights (a plain model again),
+    and the adapter's digest.
 
     ``expected_digest`` (what the artifact recorded) must match the files; None skips the check.
     """
@@ -77,7 +80,7 @@ def merge_adapter(model: Any, folder: str | Path, *, expected_digest: str | None
             # transformers 5 deprecates an attribute that peft still reads: not ours to fix
             warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
             wrapped = PeftModel.from_pretrained(model, str(folder))
-            return wrapped.merge_and_unload()
+            return wrapped.merge_and_unload(), digest
     except (RuntimeError, ValueError, KeyError, OSError) as exc:
         raise AdapterError(
             f"adapter {folder} does not fit this encoder ({type(exc).__name__}: "

@@ -37,6 +37,7 @@ from model.data import (
     SPLITS,
     DataError,
     Dataset,
+    TrainOn,
     data_dir_from,
     find_split,
     load_labelled,
@@ -357,18 +358,23 @@ def _train(argv: list[str] | None) -> int:
         )
 
     data_dir = data_dir_from(args.data_dir)
-    precision = _precision_setting(args) or "auto"
-    adapter: Path | None = args.adapter
-    finetuned: dict[str, Any] | None = None
-    if args.finetune:
-        finetune_on = args.finetune_on or args.train_on
-        rows = load_training_data(
-            finetune_on,
+
+    def training_rows(which: TrainOn) -> Dataset:
+        return load_training_data(
+            which,
             data_dir,
             phrases=args.phrases,
             skip_malformed=args.skip_malformed,
             progress=not args.quiet,
         ).head(args.limit)
+
+    train = training_rows(args.train_on)
+    precision = _precision_setting(args) or "auto"
+    adapter: Path | None = args.adapter
+    finetuned: dict[str, Any] | None = None
+    if args.finetune:
+        finetune_on = args.finetune_on or args.train_on
+        rows = train if finetune_on == args.train_on else training_rows(finetune_on)
         tune_options = FinetuneOptions(
             epochs=args.epochs,
             batch_size=args.finetune_batch_size,
@@ -402,13 +408,6 @@ def _train(argv: list[str] | None) -> int:
         f"{', L2-normalised' if spec.normalize else ''}, {spec.precision}, text normaliser "
         f"{spec.text_normalizer}"
     )
-    train = load_training_data(
-        args.train_on,
-        data_dir,
-        phrases=args.phrases,
-        skip_malformed=args.skip_malformed,
-        progress=not args.quiet,
-    ).head(args.limit)
     dev, test = _split("dev", args), _split("test", args)
     skipped = train.skipped + dev.skipped + test.skipped
     print(

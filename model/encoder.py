@@ -22,7 +22,6 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from model.adapter import AdapterError, merge_adapter
-from model.adapter import adapter_digest as model_adapter_digest
 from model.textnorm import DEFAULT_NORMALIZER, NormalizerError, get_normalizer
 
 Pooling = Literal["cls", "mean"]
@@ -139,6 +138,21 @@ def model_defaults(source: str) -> tuple[Pooling, bool, int | None]:
     return pooling, normalize, max_length
 
 
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str, normalize: bool) -> torch.Tensor:
+    """One vector per row of ``hidden``: the [CLS] position or the mask-weighted mean, then
+    L2-normalised if asked; in fp32 whatever the model ran in. Serving and fine-tuning both
+    pool here, so the head is trained on exactly the vector the classifier sees."""
+    hidden = hidden.float()
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    if normalize:
+        pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+    return pooled
+
+
 def clean_text(text: str, max_chars: int) -> str:
     """Make any Python string safe for the tokenizer: lone surrogates become U+FFFD."""
     text = text[:max_chars]
@@ -203,10 +217,11 @@ class Encoder:
             ) from None
         if adapter is not None:
             try:
-                self.model = merge_adapter(self.model, adapter, expected_digest=adapter_digest)
+                self.model, adapter_digest = merge_adapter(
+                    self.model, adapter, expected_digest=adapter_digest
+                )
             except AdapterError as exc:
                 raise EncoderError(str(exc)) from None
-            adapter_digest = adapter_digest or model_adapter_digest(adapter)
         self.model.eval()
         self.model.requires_grad_(False)
 
@@ -341,17 +356,6 @@ class Encoder:
                 hidden = self.model(
                     input_ids=padded["input_ids"], attention_mask=mask
                 ).last_hidden_state
-                out[rows] = self._pool(hidden, mask).numpy()
+                out[rows] = pool(hidden, mask, self.spec.pooling, self.spec.normalize).numpy()
                 bar.update(len(rows))
         return out
-
-    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        hidden = hidden.float()  # pool and normalise in fp32 whatever the model ran in
-        if self.spec.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        if self.spec.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
-        return pooled.float()

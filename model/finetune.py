@@ -14,6 +14,7 @@ where an interrupted run stopped.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 from model.adapter import ADAPTER_CONFIG, adapter_digest, lora_targets
 from model.cache import default_cache_dir
 from model.data import Dataset
-from model.encoder import Encoder
+from model.encoder import Encoder, cpu_has_native_bf16, pool
 
 Log = Callable[[str], None]
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -111,8 +112,6 @@ def pick_device(choice: str) -> torch.device:
 def _native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    from model.encoder import cpu_has_native_bf16
-
     return cpu_has_native_bf16()
 
 
@@ -164,15 +163,9 @@ class _Head(torch.nn.Module):
         self.linear = torch.nn.Linear(encoder.dim, 2)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        hidden = hidden.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        if self.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1) * self.scale
-        logits: torch.Tensor = self.linear(pooled)
+        logits: torch.Tensor = self.linear(
+            pool(hidden, mask, self.pooling, self.normalize) * self.scale
+        )
         return logits
 
 
@@ -230,8 +223,6 @@ def finetune(
         total = min(total, options.max_steps)
 
     # A private copy of the weights: LoRA wraps the layers in place.
-    import copy
-
     base = copy.deepcopy(encoder.model).float()
     targets = lora_targets(base)
     config = LoraConfig(
