@@ -509,7 +509,7 @@ def _evaluate(argv: list[str] | None) -> int:
         chat_metrics = evaluate_chat(classifier, chat)
         seconds = time.perf_counter() - t0
         chat_metrics.update({"artifact": str(path), "model_version": artifact.version})
-        print(format_chat_report(chat_metrics, f"{chat.source}: model {artifact.version}"))
+        print(format_chat_report(chat_metrics, f"{chat_metrics['data']}: model {artifact.version}"))
         print(f"  classifying took {seconds:.1f} s")
         if args.report:
             _write_report(chat_metrics, args.report)
