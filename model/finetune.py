@@ -31,7 +31,7 @@ import torch
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from model.adapter import ADAPTER_CONFIG, adapter_digest, lora_targets
+from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest, lora_targets
 from model.cache import default_cache_dir
 from model.data import Dataset
 from model.encoder import Encoder, cpu_has_native_bf16, pool
@@ -176,6 +176,17 @@ def _canonical_config(path: Path) -> None:
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _store_half(path: Path) -> None:
+    """Rewrite the adapter's weights in fp16: half the file to commit. The low-rank factors are
+    small numbers whose rounding moves no prediction measurably (the artifact's logistic
+    regression is fitted on the encoder merged from these very fp16 weights); the training
+    checkpoint keeps fp32, so resuming loses nothing."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = {name: t.to(torch.float16).contiguous() for name, t in load_file(path).items()}
+    save_file(tensors, str(path), metadata={"format": "pt"})
 
 
 def finetune(
@@ -357,6 +368,7 @@ def finetune(
         model.save_pretrained(str(output))
     (output / "README.md").unlink(missing_ok=True)  # peft's blank model card
     _canonical_config(output / ADAPTER_CONFIG)
+    _store_half(output / ADAPTER_WEIGHTS)
     digest = adapter_digest(output)
     log(
         f"wrote adapter {output} ({sum(f.stat().st_size for f in output.iterdir()) / 1e6:.1f} MB,"

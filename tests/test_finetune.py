@@ -101,6 +101,19 @@ def test_adapter_round_trip_merges_to_the_trained_model(
     assert merged.fingerprint != tiny_encoder.fingerprint
 
 
+def test_adapter_is_stored_in_half_precision(tiny_encoder: Encoder, tmp_path: Path) -> None:
+    """fp16 on disk halves what is committed; the checkpoint (for resuming) stays fp32."""
+    from safetensors import safe_open
+
+    result = run(tiny_encoder, tmp_path / "adapter", tmp_path / "ckpt")
+    with safe_open(str(result.adapter_dir / ADAPTER_WEIGHTS), "pt") as stored:
+        dtypes = {stored.get_tensor(name).dtype for name in stored.keys()}  # noqa: SIM118
+    assert dtypes == {torch.float16}
+    (checkpoint,) = (tmp_path / "ckpt").rglob("*.pt")
+    lora = torch.load(checkpoint, weights_only=False)["lora"]
+    assert lora and {t.dtype for t in lora.values()} == {torch.float32}
+
+
 def test_artifact_records_the_adapter_and_travels_with_it(
     tiny_bert: Path, tiny_encoder: Encoder, tmp_path: Path
 ) -> None:
