@@ -59,7 +59,7 @@ from model.metrics import (
     plot_reliability,
 )
 from model.textnorm import DEFAULT_NORMALIZER, NORMALIZERS
-from model.train import DEFAULT_C_GRID, TrainOptions, embed, train_classifier
+from model.train import CALIBRATIONS, DEFAULT_C_GRID, TrainOptions, embed, train_classifier
 
 DEFAULT_OUTPUT = Path("artifacts/classifier.joblib")
 T = TypeVar("T")
@@ -319,6 +319,14 @@ def _train(argv: list[str] | None) -> int:
         default=0.9,
         help="precision the bot's voiced predictions must reach on dev (default 0.9)",
     )
+    parser.add_argument(
+        "--calibration",
+        choices=CALIBRATIONS,
+        default="temperature",
+        help="temperature: scale the logistic regression's confidence so that its probabilities "
+        "match how often it is right on dev (no prediction changes side); none: keep them as "
+        "fitted (default temperature)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
     parser.add_argument(
         "--output",
@@ -418,6 +426,7 @@ def _train(argv: list[str] | None) -> int:
         c_grid=tuple(args.c_grid) if args.c_grid else DEFAULT_C_GRID,
         random_state=args.seed,
         band_precision=args.band_precision,
+        calibration=args.calibration,
         train_on=args.train_on,
         finetune=finetuned,
     )

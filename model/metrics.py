@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -77,12 +77,14 @@ def _edge(y: IntArray, p: FloatArray, target: float, *, positive: bool) -> float
     # A cut must not split equal scores: take positions where the next score is smaller.
     last_of_run = np.append(s_sorted[1:] < s_sorted[:-1], True)
     ok &= last_of_run
+    # The edge is the cut row's own probability, never 1 - (1 - p): that can round past p and
+    # leave the cut row itself inside the band.
     if ok.any():
-        cut = float(s_sorted[np.flatnonzero(ok)[-1]])
-    else:
-        cut = float(s_sorted[0]) if len(s_sorted) else 1.0
-        cut = max(cut, 0.5)
-    return cut if positive else 1.0 - cut
+        return float(p[order[np.flatnonzero(ok)[-1]]])
+    if not len(p):
+        return 1.0 if positive else 0.0
+    extreme = float(p[order[0]])
+    return max(extreme, 0.5) if positive else min(extreme, 0.5)
 
 
 def band_stats(y: IntArray, p: FloatArray, band: tuple[float, float]) -> dict[str, float]:
@@ -138,6 +140,7 @@ def evaluate_probabilities(y: IntArray, p: FloatArray, band: tuple[float, float]
             "rows_true_cols_predicted": cm.astype(int).tolist(),
         },
         "ece": ece,
+        "log_loss": float(log_loss(y, p, labels=[0, 1])) if len(y) else float("nan"),
         "reliability_bins": bins,
         "confident": confidence_table(y, p),
         "band": band_stats(y, p, band),
@@ -158,7 +161,8 @@ def format_report(report: dict[str, Any], title: str) -> str:
         f"  rows           {report['rows']}",
         f"  accuracy       {report['accuracy']:.2%}",
         f"  F1 (positive)  {report['f1_positive']:.4f}   F1 (macro) {report['f1_macro']:.4f}",
-        f"  ECE ({ECE_BINS} bins)   {report['ece']:.4f}",
+        f"  ECE ({ECE_BINS} bins)   {report['ece']:.4f}"
+        + (f"   log-loss {report['log_loss']:.4f}" if "log_loss" in report else ""),
         "  confusion matrix        predicted neg  predicted pos",
         f"    true negative         {cm[0][0]:>13}  {cm[0][1]:>13}",
         f"    true positive         {cm[1][0]:>13}  {cm[1][1]:>13}",

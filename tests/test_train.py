@@ -11,9 +11,10 @@ import pytest
 
 from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
 from model.artifact import load_artifact
-from model.classifier import SentimentClassifier
+from model.classifier import SentimentClassifier, sigmoid
 from model.cli import evaluate_main, train_main
 from model.metrics import choose_band
+from model.train import fit_temperature
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -84,7 +85,57 @@ def test_artifact_probabilities_match_scikit_learn(sst2_dir: Path, trained: dict
     c = clf.artifact.training["C"]
     pipe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000, random_state=0))
     pipe.fit(x, train.labels)
-    np.testing.assert_allclose(clf.probabilities(x), pipe.predict_proba(x)[:, 1], atol=1e-5)
+    # the stored weights are the pipeline's, divided by the temperature fitted on dev
+    temperature = clf.artifact.training["temperature"]
+    assert clf.artifact.training["calibration"] == "temperature" and temperature != 1.0
+    expected = sigmoid(pipe.decision_function(x) / temperature)
+    np.testing.assert_allclose(clf.probabilities(x), expected, atol=1e-5)
+
+
+def test_calibration_changes_confidence_never_a_decision(
+    sst2_dir: Path, trained: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same training without temperature scaling: every prediction keeps its side and the
+    band voices the same dev rows, while dev log-loss (what the temperature minimises) is no
+    worse with it."""
+    from model.data import load_labelled
+
+    raw_path = trained["work"] / "raw.joblib"
+    argv = [*trained["argv"], "--calibration", "none", "--output", str(raw_path)]
+    assert train_main(argv) == 0
+    assert "calibrated on dev" not in capsys.readouterr().out
+    calibrated, raw = SentimentClassifier.load(trained["first"]), SentimentClassifier.load(raw_path)
+    assert raw.artifact.training["temperature"] == 1.0
+    assert calibrated.version != raw.version
+
+    dev = load_labelled(sst2_dir / "dev.tsv").head(300)
+    x = calibrated.encoder.encode(dev.texts)
+    p_cal, p_raw = calibrated.probabilities(x), raw.probabilities(x)
+    assert not np.allclose(p_cal, p_raw, atol=1e-3)
+    np.testing.assert_array_equal(p_cal >= 0.5, p_raw >= 0.5)
+    # the band moves with the probabilities, so it voices the same dev rows
+    t = calibrated.artifact.training["temperature"]
+    raw_edges = np.array(raw.band)
+    moved = sigmoid(np.log(raw_edges / (1 - raw_edges)) / t)
+    np.testing.assert_allclose(calibrated.band, moved, rtol=1e-6)
+    bands = [c.artifact.metrics["dev"]["band"] for c in (calibrated, raw)]
+    assert bands[0]["coverage"] == bands[1]["coverage"] < 1.0
+    assert bands[0]["accuracy_outside"] == bands[1]["accuracy_outside"]
+
+    def log_loss(p: np.ndarray) -> float:
+        return float(-np.mean(np.where(dev.labels == 1, np.log(p), np.log(1 - p))))
+
+    assert log_loss(p_cal) <= log_loss(p_raw)
+
+
+@pytest.mark.parametrize("true_t", [0.4, 1.0, 3.0])
+def test_fit_temperature_recovers_the_temperature(true_t: float) -> None:
+    """Labels drawn from sigmoid(z / T): the fitted temperature is T (over-confident z for
+    T > 1, under-confident for T < 1)."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(0.0, 4.0, 40_000)
+    y = (rng.random(z.size) < sigmoid(z / true_t)).astype(np.int64)
+    assert fit_temperature(y, z) == pytest.approx(true_t, rel=0.05)
 
 
 def test_evaluate_prints_the_same_report(
@@ -148,6 +199,18 @@ def test_band_choice_reaches_the_precision_target() -> None:
     # and it is the loosest such cut: one step looser falls below the target
     looser = np.sort(p[p < high])[-1]
     assert (y[p >= looser] == 1).mean() < 0.9 or looser < 0.5
+
+
+def test_band_edge_keeps_its_own_row() -> None:
+    """The negative edge is the cut row's probability itself: 1 - (1 - p) rounds above this p,
+    and would have left the row the band was cut at inside the band."""
+    edge = 0.45637778863886086
+    assert 1 - (1 - edge) > edge
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, edge, 0.9, 0.95])
+    low, high = choose_band(y, p, 0.9)
+    assert low == edge and high == 0.9
+    assert int((p <= low).sum()) == 2
 
 
 def test_evaluate_on_the_chat_set(
