@@ -327,6 +327,12 @@ class Encoder:
         emoji-only or invisible-only text is nothing but [UNK] to a BERT vocabulary."""
         return any(i not in self._no_meaning_ids for i in ids)
 
+    def pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``input_ids`` and ``attention_mask`` for token id lists padded to the longest: the
+        one place batches are built, for inference and for fine-tuning alike."""
+        padded = self.tokenizer.pad({"input_ids": [list(x) for x in rows]}, return_tensors="pt")
+        return padded["input_ids"], padded["attention_mask"]
+
     def encode(
         self, texts: Sequence[str], *, progress: bool = False, desc: str = "Encoding"
     ) -> NDArray[np.float32]:
@@ -349,13 +355,8 @@ class Encoder:
         ):
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                padded = self.tokenizer.pad(
-                    {"input_ids": [list(ids[i]) for i in rows]}, return_tensors="pt"
-                )
-                mask = padded["attention_mask"]
-                hidden = self.model(
-                    input_ids=padded["input_ids"], attention_mask=mask
-                ).last_hidden_state
+                input_ids, mask = self.pad([ids[i] for i in rows])
+                hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
                 out[rows] = pool(hidden, mask, self.spec.pooling, self.spec.normalize).numpy()
                 bar.update(len(rows))
         return out

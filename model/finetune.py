@@ -305,7 +305,6 @@ def finetune(
 
     model.train()
     head.train()
-    pad_id = encoder.tokenizer.pad_token_id or 0
     started = time.perf_counter()
     window_loss, window_n = 0.0, 0
     batches: list[NDArray[np.int64]] = []
@@ -321,12 +320,7 @@ def finetune(
                     batches = epoch_batches(lengths, options.batch_size, options.seed, epoch)
                     current_epoch = epoch
                 rows = batches[index]
-                width = max(lengths[i] for i in rows)
-                input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                for r, i in enumerate(rows):
-                    input_ids[r, : lengths[i]] = torch.as_tensor(ids[i])
-                    mask[r, : lengths[i]] = 1
+                input_ids, mask = encoder.pad([ids[i] for i in rows])
                 input_ids, mask = input_ids.to(device), mask.to(device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
