@@ -20,6 +20,7 @@ from model.artifact import (
     save_artifact,
 )
 from model.encoder import EncoderSpec
+from model.finetune import FinetuneOptions
 
 
 def make_artifact() -> Artifact:
@@ -151,7 +152,10 @@ def test_committed_default_is_valid() -> None:
     assert artifact.encoder.adapter_digest == adapter_digest(path.with_suffix(".adapter"))
     tuned = artifact.training["finetune"]
     assert tuned["adapter_digest"] == artifact.encoder.adapter_digest
-    assert tuned["finetune_on"] == "both" and tuned["epochs"] == 3
+    assert tuned["finetune_on"] == "both"
+    # trained with the fine-tuning defaults, as the README's command for it says
+    defaults = FinetuneOptions().identity()
+    assert {key: tuned[key] for key in defaults} == defaults
 
     frozen = load_artifact(path.with_name("frozen.joblib"))
     assert frozen.encoder.adapter is None and frozen.encoder.text_normalizer == "chat"
