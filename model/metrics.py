@@ -161,8 +161,7 @@ def format_report(report: dict[str, Any], title: str) -> str:
         f"  rows           {report['rows']}",
         f"  accuracy       {report['accuracy']:.2%}",
         f"  F1 (positive)  {report['f1_positive']:.4f}   F1 (macro) {report['f1_macro']:.4f}",
-        f"  ECE ({ECE_BINS} bins)   {report['ece']:.4f}"
-        + (f"   log-loss {report['log_loss']:.4f}" if "log_loss" in report else ""),
+        f"  ECE ({ECE_BINS} bins)   {report['ece']:.4f}   log-loss {report['log_loss']:.4f}",
         "  confusion matrix        predicted neg  predicted pos",
         f"    true negative         {cm[0][0]:>13}  {cm[0][1]:>13}",
         f"    true positive         {cm[1][0]:>13}  {cm[1][1]:>13}",

@@ -152,6 +152,8 @@ def train_classifier(
 ) -> TrainResult:
     """Embed, fit, choose the band, evaluate on test (and on the chat set when given)."""
     options = options or TrainOptions()
+    if options.calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -188,8 +190,6 @@ def train_classifier(
             f"calibrated on dev: temperature {temperature:.3f}, dev ECE {before:.4f} -> "
             f"{after:.4f} (no prediction changes side)"
         )
-    elif options.calibration != "none":
-        raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
 
     t0 = time.perf_counter()
     p_dev = sigmoid(x_dev.astype(np.float64) @ coef + intercept)
