@@ -150,7 +150,8 @@ def train_classifier(
     progress: bool = True,
     log: Log = print,
 ) -> TrainResult:
-    """Embed, fit, choose the band, evaluate on test (and on the chat set when given)."""
+    """Embed, fit, calibrate on dev, choose the band, evaluate on test (and on the chat set
+    when given)."""
     options = options or TrainOptions()
     if options.calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
