@@ -175,11 +175,46 @@ COLUMNS = (
     "p_positive",
     "model",
     "text",
+    # schema 3 (appended, so that the columns before keep their places): a three-way model's
+    # P(negative) and P(neutral) (P(positive) of the three is what they leave; empty for a
+    # binary model), and why the model did not read the text (empty when it did)
+    "p_negative",
+    "p_neutral",
+    "unread",
 )
+TABLE_COLUMNS = (*COLUMNS[:9], "p_negative", "p_neutral", "model", "text")
+NOT_READ = "not read"  # the table's mood of a text the model did not read
+
+
+def _probability(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def _print_history(db: Path, flt: HistoryFilter, limit: int, offset: int, *, as_csv: bool) -> None:
     rows = read_history(db, flt, limit=limit, offset=offset)
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(COLUMNS)
+        writer.writerows(
+            (
+                str(r.id),
+                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                str(r.guild_id or "DM"),
+                str(r.channel_id or ""),
+                str(r.message_id or ""),
+                str(r.user_id),
+                r.source,
+                r.mood if r.read else "unread",
+                f"{r.p_positive:.3f}",
+                r.model_version,
+                r.text or "",
+                _probability(r.p_negative),
+                _probability(r.p_neutral),
+                r.unread or "",
+            )
+            for r in rows
+        )
+        return
     table = [
         (
             str(r.id),
@@ -189,35 +224,36 @@ def _print_history(db: Path, flt: HistoryFilter, limit: int, offset: int, *, as_
             str(r.message_id or ""),
             str(r.user_id),
             r.source,
-            r.mood,
+            r.mood if r.read else f"{NOT_READ} ({r.unread})",
             f"{r.p_positive:.3f}",
+            _probability(r.p_negative),
+            _probability(r.p_neutral),
             r.model_version,
-            r.text or "",
+            _clip(r.text or "", 40),
         )
         for r in rows
     ]
-    if as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(COLUMNS)
-        writer.writerows(table)
-        return
     total = read_count(db, flt)
-    shown = [(*row[:-1], _clip(row[-1], 40)) for row in table]
-    widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(COLUMNS)]
-    print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
-    for row in shown:
+    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(TABLE_COLUMNS)]
+    print("  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True)))
+    for row in table:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
     print(f"({len(rows)} of {total} matching predictions, from row {offset + 1})")
 
 
 def _print_stats(db: Path, flt: HistoryFilter, *, as_csv: bool) -> None:
+    """Mood counts and shares. A text the model did not read has no mood: shares are of the
+    texts read, and those not read are counted apart (their share: of all matching)."""
     counts = read_mood_counts(db, flt)
-    total = sum(counts.values())
+    unread = counts.pop("unread", 0)
+    read = sum(counts.values())
+    total = read + unread
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(("mood", "count", "share"))
         for mood, n in counts.items():
-            writer.writerow((mood, n, f"{n / total:.4f}" if total else "0"))
+            writer.writerow((mood, n, f"{n / read:.4f}" if read else "0"))
+        writer.writerow(("unread", unread, f"{unread / total:.4f}" if total else "0"))
         return
     stats = read_stats(db)
     print(
@@ -229,10 +265,12 @@ def _print_stats(db: Path, flt: HistoryFilter, *, as_csv: bool) -> None:
             f"from {stats.oldest:%Y-%m-%d %H:%M} to {stats.newest:%Y-%m-%d %H:%M} UTC; by "
             "source: " + ", ".join(f"{k} {v}" for k, v in stats.rows_by_source.items())
         )
-    print(f"matching the filter: {total}")
+    print(f"matching the filter: {total}" + (f" ({unread} {NOT_READ})" if unread else ""))
     for mood, n in counts.items():
-        share = n / total if total else 0.0
+        share = n / read if read else 0.0
         print(f"  {mood:<8} {n:>8}  {share:6.1%}  {'█' * round(share * 40)}")
+    if unread:
+        print(f"  {NOT_READ:<8} {unread:>8}  (no mood: no words the model knows, or not English)")
 
 
 def _clip(text: str, width: int) -> str:

@@ -86,13 +86,16 @@ class SentimentBot(commands.Bot):
                 precision=settings.precision,
             )
         self.classifier = self._classifier
+        low, high = self.classifier.band
         log.info(
-            "model %s loaded (%s, %s pooling, %s; neutral band %.3f..%.3f)",
+            "model %s loaded (%s, %s pooling, %s; %s)",
             self.classifier.version,
             self.classifier.artifact.encoder.name,
             self.classifier.artifact.encoder.pooling,
             self.classifier.encoder.spec.precision,
-            *self.classifier.band,
+            f"three-way, reacts at P(positive) >= {high:.3f} or P(negative) >= {1 - low:.3f}"
+            if self.classifier.three_way
+            else f"neutral band {low:.3f}..{high:.3f}",
         )
         self.storage = await Storage.open(settings.database)
         self.storage.start_writer()

@@ -1,5 +1,6 @@
 """The application service between cogs and the machinery: classify a text with the inference
-service, apply the guild's band, log the prediction. Knows nothing of discord objects."""
+service, apply the guild's band, log the prediction (with a three-way model's probabilities and
+why a text was not read). Knows nothing of discord objects."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class MoodService:
         prediction = await self.inference.predict(text, sheddable=source == "auto")
         if band is not None:
             prediction = prediction.with_band(band)
+        probabilities = prediction.probabilities
         self.storage.submit(
             PredictionRecord(
                 guild_id=guild_id,
@@ -49,6 +51,9 @@ class MoodService:
                 model_version=self.model_version,
                 created_at=datetime.now(UTC),
                 text=text if store_text else None,
+                p_negative=probabilities[0] if probabilities is not None else None,
+                p_neutral=probabilities[1] if probabilities is not None else None,
+                unread=prediction.unread,
             )
         )
         return prediction

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import discord
 
-from bot.storage import StoredPrediction
+from bot.storage import Mood, PredictionRecord, StoredPrediction
 from model import Prediction
 
 MOOD_EMOJI = {"positive": "😊", "negative": "😞", "neutral": "😐"}
@@ -18,6 +18,27 @@ MOOD_COLOUR = {
 }
 SOURCE_NAMES = {"auto": "reaction", "command": "/sentiment", "context_menu": "menu"}
 BAR_CELLS = 10
+# The order of a three-way model's probabilities (model.Prediction.probabilities).
+THREE_WAY: tuple[Mood, ...] = ("negative", "neutral", "positive")
+# Names of the languages people most often write in, for "this looks like French (fr)"; any
+# other ISO 639-1 code is shown as it is.
+LANGUAGE_NAMES = {
+    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "bn": "Bengali", "ca": "Catalan",
+    "cs": "Czech", "cy": "Welsh", "da": "Danish", "de": "German", "el": "Greek",
+    "eo": "Esperanto", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
+    "fi": "Finnish", "fr": "French", "ga": "Irish", "gl": "Galician", "he": "Hebrew",
+    "hi": "Hindi", "hr": "Croatian", "hu": "Hungarian", "id": "Indonesian", "is": "Icelandic",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "la": "Latin", "lt": "Lithuanian",
+    "lv": "Latvian", "ms": "Malay", "nb": "Norwegian", "nl": "Dutch", "no": "Norwegian",
+    "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak",
+    "sl": "Slovenian", "sq": "Albanian", "sr": "Serbian", "sv": "Swedish", "sw": "Swahili",
+    "ta": "Tamil", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "uk": "Ukrainian",
+    "ur": "Urdu", "vi": "Vietnamese", "zh": "Chinese",
+}  # fmt: skip
+NOTHING_TO_READ = (
+    "The text has no words the model knows (it is empty, or only emoji, symbols or invisible "
+    "characters): there is no mood to tell."
+)
 # Every character Discord's markdown reads anywhere in a line; a backslash makes each one
 # literal. URLs are left whole (Discord formats nothing inside them), as discord.py does.
 _MARKUP = re.compile(r"[\\*_~`|>\[\]]")
@@ -28,6 +49,70 @@ def confidence_bar(confidence: float) -> str:
     """``███████░░░ 72%``: the probability of the predicted label."""
     filled = max(0, min(BAR_CELLS, round(confidence * BAR_CELLS)))
     return f"{'█' * filled}{'░' * (BAR_CELLS - filled)} {confidence:.0%}"
+
+
+def probability_bars(probabilities: Sequence[float]) -> str:
+    """A three-way model's P(negative), P(neutral), P(positive) as aligned bars, one a line
+    (``negative ███░░░░░░░  12%``); for a code block, where the columns line up."""
+    lines = []
+    for mood, p in zip(THREE_WAY, probabilities, strict=True):
+        filled = max(0, min(BAR_CELLS, round(p * BAR_CELLS)))
+        lines.append(f"{mood:<8} {'█' * filled}{'░' * (BAR_CELLS - filled)} {p:>4.0%}")
+    return "\n".join(lines)
+
+
+def language_name(code: str) -> str:
+    """``French (fr)`` for a code in :data:`LANGUAGE_NAMES`, else the code itself."""
+    name = LANGUAGE_NAMES.get(code.lower())
+    return f"{name} ({code})" if name else code
+
+
+def unread_line(unread: str) -> str:
+    """Why the model did not read a text (``model.Prediction.unread``), in one sentence."""
+    if unread.startswith("language:"):
+        code = escape_markup(unread.removeprefix("language:"))
+        name = LANGUAGE_NAMES.get(code.lower())
+        what = f"{name} ({code})" if name else f"another language ({code})"
+        return f"Not read: this looks like {what}, and the model reads English only."
+    return f"Not read: {NOTHING_TO_READ[0].lower()}{NOTHING_TO_READ[1:]}"
+
+
+def threshold(label: str, band: tuple[float, float]) -> float:
+    """The probability a three-way model's ``label`` needs for a reaction under ``band``: a
+    positive is voiced when P(positive) >= high, a negative when P(negative) >= 1 - low."""
+    low, high = band
+    return high if label == "positive" else 1.0 - low
+
+
+def why_silent(row: PredictionRecord, band: tuple[float, float]) -> str:
+    """Why automatic reactions stay silent on a prediction whose mood is neutral, in words."""
+    if row.unread is not None:
+        line = unread_line(row.unread)
+        return line[0].lower() + line[1:]
+    probabilities = row.probabilities
+    if probabilities is None:
+        if row.label == "neutral":
+            return "nothing to read"
+        low, high = band
+        return (
+            f"neutral, P(positive) {row.p_positive:.2f} lies inside the band "
+            f"{low:.2f}..{high:.2f}, too close to call"
+        )
+    if row.label == "neutral":
+        return f"neutral, P(neutral) {probabilities[1]:.2f}"
+    p = probabilities[THREE_WAY.index(row.label)]
+    return (
+        f"it leans {row.label}, but P({row.label}) {p:.2f} is below the "
+        f"{threshold(row.label, band):.2f} a reaction needs: not confident enough"
+    )
+
+
+def mood_probability(row: PredictionRecord) -> str:
+    """``P(positive) 0.91``: a three-way row's probability of its mood, else P(positive)."""
+    probabilities = row.probabilities
+    if probabilities is None or not row.read:
+        return f"P(positive) {row.p_positive:.2f}"
+    return f"P({row.mood}) {probabilities[THREE_WAY.index(row.mood)]:.2f}"
 
 
 def snippet(text: str, limit: int = 200) -> str:
@@ -57,20 +142,31 @@ def escape_markup(text: str) -> str:
 
 
 def prediction_embed(text: str, prediction: Prediction, band: tuple[float, float]) -> discord.Embed:
-    """The answer to /sentiment and to the context menu."""
-    if prediction.label == "neutral":
-        embed = discord.Embed(
-            title=f"{MOOD_EMOJI['neutral']} Nothing to read",
-            description="The text has no words the model knows (it is empty, or only emoji, "
-            "symbols or invisible characters): there is no mood to tell.",
+    """The answer to /sentiment and to the context menu.
+
+    A three-way model's answer shows its three probabilities as bars, with the mood in the
+    title; a binary model's, the confidence of its label and P(positive). A text in another
+    language is answered in one line; one with nothing to read says so.
+    """
+    if prediction.unread is not None and prediction.unread.startswith("language:"):
+        return discord.Embed(
+            description=f"{MOOD_EMOJI['neutral']} {unread_line(prediction.unread)}",
             colour=MOOD_COLOUR["neutral"],
         )
-        return embed
+    if not prediction.read or (prediction.probabilities is None and prediction.label == "neutral"):
+        return discord.Embed(
+            title=f"{MOOD_EMOJI['neutral']} Nothing to read",
+            description=NOTHING_TO_READ,
+            colour=MOOD_COLOUR["neutral"],
+        )
+    quote = f"> {snippet(text, 300)}" if text.strip() else None
+    if prediction.probabilities is not None:
+        return _three_way_embed(quote, prediction, band)
     label = prediction.label
     embed = discord.Embed(
         title=f"{MOOD_EMOJI[label]} {label.capitalize()}",
         colour=MOOD_COLOUR[prediction.mood],
-        description=f"> {snippet(text, 300)}" if text.strip() else None,
+        description=quote,
     )
     embed.add_field(name="Confidence", value=f"`{confidence_bar(prediction.confidence)}`")
     embed.add_field(name="P(positive)", value=f"{prediction.p_positive:.3f}")
@@ -81,6 +177,34 @@ def prediction_embed(text: str, prediction: Prediction, band: tuple[float, float
             value=(
                 f"{prediction.p_positive:.2f} lies between {low:.2f} and {high:.2f}: too close "
                 "to call, so automatic reactions stay silent on texts like this."
+            ),
+            inline=False,
+        )
+    return embed
+
+
+def _three_way_embed(
+    quote: str | None, prediction: Prediction, band: tuple[float, float]
+) -> discord.Embed:
+    assert prediction.probabilities is not None
+    mood, label = prediction.mood, prediction.label
+    embed = discord.Embed(
+        title=f"{MOOD_EMOJI[mood]} {mood.capitalize()}",
+        colour=MOOD_COLOUR[mood],
+        description=quote,
+    )
+    embed.add_field(
+        name="Probabilities",
+        value=f"```\n{probability_bars(prediction.probabilities)}\n```",
+        inline=False,
+    )
+    if mood != label:  # a polar label the bot is not sure enough of to react
+        p, needed = prediction.probability(label), threshold(label, band)
+        embed.add_field(
+            name="Not confident enough",
+            value=(
+                f"It leans {label}, but P({label}) {p:.2f} is below the {needed:.2f} a "
+                "reaction needs, so automatic reactions stay silent on texts like this."
             ),
             inline=False,
         )
@@ -109,10 +233,7 @@ def history_embed(
     for row in rows:
         when = f"<t:{int(row.created_at.timestamp())}:R>"
         where = f"<#{row.channel_id}>" if row.channel_id else "DM"
-        line = (
-            f"{MOOD_EMOJI[row.mood]} **{row.mood}** {row.p_positive:.2f} · {where} · {when} · "
-            f"{SOURCE_NAMES[row.source]}"
-        )
+        line = f"{history_verdict(row)} · {where} · {when} · {SOURCE_NAMES[row.source]}"
         if show_user:
             line += f" · <@{row.user_id}>"
         if row.text:
@@ -123,14 +244,41 @@ def history_embed(
     return embed
 
 
+def history_verdict(row: StoredPrediction) -> str:
+    """What a history line says of one prediction: ``😊 **positive** 0.91``.
+
+    The number is P(positive) for a binary model's row, the probability of the label for a
+    three-way model's; ``not read`` for a text the model did not read.
+    """
+    if not row.read:
+        reason = row.unread or ""
+        language = reason.removeprefix("language:") if reason.startswith("language:") else None
+        note = f" ({escape_markup(language_name(language))})" if language else ""
+        return f"{MOOD_EMOJI['neutral']} **not read**{note}"
+    mood = row.mood
+    probabilities = row.probabilities
+    if probabilities is None:
+        return f"{MOOD_EMOJI[mood]} **{mood}** {row.p_positive:.2f}"
+    p = probabilities[THREE_WAY.index(row.label)]
+    if mood != row.label:
+        return f"{MOOD_EMOJI[mood]} **{mood}** (leans {row.label} {p:.2f})"
+    return f"{MOOD_EMOJI[mood]} **{mood}** {p:.2f}"
+
+
 def summary_embed(counts: Mapping[str, int], *, title: str) -> discord.Embed:
-    total = sum(counts.values())
+    """Counts and shares of the three moods; texts the model did not read count apart."""
+    moods = ("positive", "neutral", "negative")
+    total = sum(counts.get(mood, 0) for mood in moods)
+    unread = counts.get("unread", 0)
+    not_read = f"{plural(unread, 'message')} not read" if unread else ""
     embed = discord.Embed(title=title, colour=discord.Colour.blurple())
     if total == 0:
-        embed.description = "No predictions in this period."
+        embed.description = "No predictions in this period." + (
+            f" ({not_read}: no words the model knows, or another language)" if unread else ""
+        )
         return embed
-    for mood in ("positive", "neutral", "negative"):
+    for mood in moods:
         n = counts.get(mood, 0)
         embed.add_field(name=f"{MOOD_EMOJI[mood]} {mood}", value=f"{n} ({n / total:.0%})")
-    embed.set_footer(text=plural(total, "prediction"))
+    embed.set_footer(text=" · ".join(filter(None, [plural(total, "prediction"), not_read])))
     return embed

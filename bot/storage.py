@@ -11,8 +11,11 @@ Public API
 Records and filters (frozen dataclasses)::
 
     PredictionRecord(guild_id, channel_id, message_id, user_id, source, label, p_positive,
-                     in_band, model_version, created_at, text=None)   # validated on creation
+                     in_band, model_version, created_at, text=None,
+                     p_negative=None, p_neutral=None, unread=None)   # validated on creation
         .mood -> 'neutral' if in_band or label == 'neutral' else label
+        .read -> unread is None
+        .probabilities -> (P(negative), P(neutral), P(positive)) of a three-way model, or None
     StoredPrediction(PredictionRecord + id)          # what queries return (text in safe form)
     GuildSettings(guild_id, positive_emoji, negative_emoji, band, store_auto_text,
                   retention_days, auto_channels)
@@ -34,9 +37,11 @@ Records and filters (frozen dataclasses)::
                                       batches, failed_batches, running, failing
     history(flt, *, limit=10, offset=0) -> list[StoredPrediction]        newest first
     count(flt) -> int
-    mood_counts(flt) -> {'positive': n, 'negative': n, 'neutral': n}
+    mood_counts(flt) -> {'positive': n, 'negative': n, 'neutral': n, 'unread': n}
+                                      unread rows are counted apart, under no mood
     mood_over_time(flt, *, bucket='day') -> [(bucket_start_utc, {mood: n}), ...]  ascending,
-                                      non-empty buckets only; weeks start on Monday 00:00 UTC
+                                      non-empty buckets only; weeks start on Monday 00:00 UTC;
+                                      the same four keys
     has_auto_prediction(message_id) -> bool      also sees queued, not yet written records
     delete_messages(message_ids) -> int          rows deleted, queued ones included
     forget_user(user_id) -> int                  delete everything of the user, opt them out
@@ -66,7 +71,14 @@ Design decisions
   No file is ever deleted, truncated or overwritten.
 * **Schema.** ``PRAGMA user_version`` is the index into :data:`MIGRATIONS`; all pending steps run
   in one ``BEGIN IMMEDIATE`` transaction with the version bump, so a failed upgrade leaves the
-  file as it was. WAL journal, ``busy_timeout``, ``foreign_keys=ON``.
+  file as it was. WAL journal, ``busy_timeout``, ``foreign_keys=ON``. A step only ever adds
+  (tables, indexes, nullable columns): rows written by an older version are kept unchanged.
+* **Probabilities.** ``p_positive`` is P(positive) against negative, for every model (a binary
+  model's one probability). A three-way model's answer adds ``p_negative`` and ``p_neutral``
+  (schema 3); P(positive) of the three is ``1 - p_negative - p_neutral``, so the three are
+  stored once, in two columns that are both NULL or both set. Rows of a binary model, and rows
+  written before schema 3, have neither. ``unread`` says why the model did not read a text
+  (``empty``, ``unknown``, ``language:xx``); NULL when it did, and in rows before schema 3.
 * **Time** is stored as UTC unix seconds (REAL, ``created_at``): compact, indexable, exact to the
   microsecond for dates up to 2106, and readable in the sqlite3 shell with
   ``datetime(created_at, 'unixepoch')``. Python values are timezone-aware UTC datetimes.
@@ -128,6 +140,7 @@ import aiosqlite
 
 __all__ = [
     "ANY_GUILD",
+    "COUNT_KEYS",
     "DEFAULT_NEGATIVE_EMOJI",
     "DEFAULT_POSITIVE_EMOJI",
     "MIGRATIONS",
@@ -160,6 +173,12 @@ Bucket: TypeAlias = Literal["hour", "day", "week"]
 
 SOURCES: Final[tuple[Source, ...]] = ("auto", "command", "context_menu")
 MOODS: Final[tuple[Mood, ...]] = ("positive", "negative", "neutral")
+# The keys of mood_counts / mood_over_time: the moods, and the texts the model did not read.
+COUNT_KEYS: Final[tuple[str, ...]] = (*MOODS, "unread")
+# Why a text was not read (model.Prediction.unread): nothing but whitespace, no token the
+# encoder knows, or another language (an ISO 639-1 code such as ``language:fr``).
+_UNREAD: Final = re.compile(r"empty|unknown|language:[A-Za-z0-9_-]{1,16}")
+_PROBABILITY_SLACK: Final = 1e-6  # rounding allowed in p_negative + p_neutral <= 1
 DEFAULT_POSITIVE_EMOJI: Final = "👍"
 DEFAULT_NEGATIVE_EMOJI: Final = "👎"
 MAX_RETENTION_DAYS: Final = 36_500
@@ -240,19 +259,37 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             since   REAL NOT NULL                  -- UTC unix seconds
         )""",
     ),
+    # 3: three-way probabilities and why a text was not read. Nullable columns added in place
+    # (no table rewrite): rows of schemas 1 and 2 read back exactly as before, with NULLs.
+    (
+        "ALTER TABLE predictions ADD COLUMN p_negative REAL CHECK (p_negative BETWEEN 0.0 AND 1.0)",
+        """ALTER TABLE predictions ADD COLUMN p_neutral REAL
+            CHECK ((p_negative IS NULL) = (p_neutral IS NULL)
+                   AND (p_neutral IS NULL
+                        OR (p_neutral BETWEEN 0.0 AND 1.0
+                            AND p_negative + p_neutral - 1.0 <= 1e-6)))""",
+        """ALTER TABLE predictions ADD COLUMN unread TEXT
+            CHECK (unread IS NULL
+                   OR ((unread IN ('empty', 'unknown') OR unread LIKE 'language:_%')
+                       AND p_negative IS NULL))""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _COLUMNS: Final = (
     "id, guild_id, channel_id, message_id, user_id, source, label, p_positive, in_band,"
-    " model_version, created_at, text"
+    " model_version, created_at, text, p_negative, p_neutral, unread"
 )
 _INSERT_SQL: Final = (
     "INSERT INTO predictions (guild_id, channel_id, message_id, user_id, source, label,"
-    " p_positive, in_band, model_version, created_at, text)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    " p_positive, in_band, model_version, created_at, text, p_negative, p_neutral, unread)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
-_MOOD_SQL: Final = "CASE WHEN in_band = 1 OR label = 'neutral' THEN 'neutral' ELSE label END"
+# What a row counts as in mood statistics: a text the model did not read counts under no mood.
+_MOOD_SQL: Final = (
+    "CASE WHEN unread IS NOT NULL THEN 'unread'"
+    " WHEN in_band = 1 OR label = 'neutral' THEN 'neutral' ELSE label END"
+)
 # bucket -> (width in seconds, shift): bucket start = index * width - shift. Weeks start on a
 # Monday: 1969-12-29 00:00 UTC is 3 days before the epoch (a Thursday).
 _BUCKETS: Final[dict[str, tuple[int, int]]] = {
@@ -314,6 +351,12 @@ class PredictionRecord:
 
     ``created_at`` must be timezone-aware; it is normalised to UTC. ``text`` may be any str
     (see :func:`safe_text` for how it is stored).
+
+    ``p_positive`` is P(positive) against negative (neutral left aside). A three-way model's
+    answer also gives ``p_negative`` and ``p_neutral`` (both or neither; P(positive) of the
+    three is what they leave: see :attr:`probabilities`). ``unread`` is None when the model
+    read the text, else why not: ``empty``, ``unknown`` or ``language:xx``; an unread text has
+    no probabilities.
     """
 
     guild_id: int | None
@@ -327,6 +370,9 @@ class PredictionRecord:
     model_version: str
     created_at: datetime
     text: str | None = None
+    p_negative: float | None = None
+    p_neutral: float | None = None
+    unread: str | None = None
 
     def __post_init__(self) -> None:
         _check_id("guild_id", self.guild_id, nullable=True)
@@ -343,16 +389,67 @@ class PredictionRecord:
             raise ValueError(f"p_positive must lie in [0, 1], got {self.p_positive!r}")
         object.__setattr__(self, "p_positive", float(self.p_positive))
         object.__setattr__(self, "in_band", bool(self.in_band))
+        self._check_probabilities()
+        if self.unread is not None:
+            if not isinstance(self.unread, str) or not _UNREAD.fullmatch(self.unread):
+                raise ValueError(
+                    "unread must be None, 'empty', 'unknown' or 'language:xx' (an ISO 639-1 "
+                    f"code), got {self.unread!r}"
+                )
+            if self.p_negative is not None:
+                raise ValueError(
+                    f"a text the model did not read ({self.unread}) has no probabilities, got "
+                    f"p_negative={self.p_negative!r}, p_neutral={self.p_neutral!r}"
+                )
         if not isinstance(self.model_version, str):
             raise TypeError(f"model_version must be a str, got {self.model_version!r}")
         if self.text is not None and not isinstance(self.text, str):
             raise TypeError(f"text must be a str or None, got {type(self.text).__name__}")
         object.__setattr__(self, "created_at", _check_aware("created_at", self.created_at))
 
+    def _check_probabilities(self) -> None:
+        if (self.p_negative is None) != (self.p_neutral is None):
+            raise ValueError(
+                "p_negative and p_neutral go together (a three-way model's probabilities) or "
+                f"are both None, got p_negative={self.p_negative!r}, p_neutral={self.p_neutral!r}"
+            )
+        if self.p_negative is None:
+            return
+        for name in ("p_negative", "p_neutral"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a float or None, got {value!r}")
+            if not 0.0 <= value <= 1.0:  # also refuses NaN
+                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+            object.__setattr__(self, name, float(value))
+        assert self.p_neutral is not None
+        if self.p_negative + self.p_neutral > 1.0 + _PROBABILITY_SLACK:
+            raise ValueError(
+                "p_negative + p_neutral must be at most 1 (P(positive) is what they leave), "
+                f"got {self.p_negative!r} + {self.p_neutral!r}"
+            )
+
     @property
     def mood(self) -> Mood:
         """What a person is told: ``neutral`` inside the band, else the label."""
         return "neutral" if self.in_band or self.label == "neutral" else self.label
+
+    @property
+    def read(self) -> bool:
+        """False when the model did not read the text (see ``unread``)."""
+        return self.unread is None
+
+    @property
+    def probabilities(self) -> tuple[float, float, float] | None:
+        """P(negative), P(neutral), P(positive) of a three-way model; None for a binary model,
+        a text not read, and rows written before schema 3."""
+        if self.p_negative is None or self.p_neutral is None:
+            return None
+        return (
+            self.p_negative,
+            self.p_neutral,
+            max(0.0, 1.0 - self.p_negative - self.p_neutral),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -380,7 +477,8 @@ class HistoryFilter:
     """Which predictions a query sees.
 
     ``guild_id``: one guild, ``None`` for direct messages, or :data:`ANY_GUILD`.
-    ``mood`` filters on what the user was told (``neutral`` includes in-band predictions).
+    ``mood`` filters on what the user was told (``neutral`` includes in-band predictions; a
+    text the model did not read matches no mood).
     ``since`` is inclusive, ``until`` exclusive; both must be timezone-aware.
     """
 
@@ -453,10 +551,10 @@ def _where(flt: HistoryFilter) -> _Query:
     if flt.channel_id is not None:
         clauses.append("channel_id = ?")
         params.append(flt.channel_id)
-    if flt.mood == "neutral":
-        clauses.append("(in_band = 1 OR label = 'neutral')")
+    if flt.mood == "neutral":  # a text the model did not read has no mood
+        clauses.append("(in_band = 1 OR label = 'neutral') AND unread IS NULL")
     elif flt.mood is not None:
-        clauses.append("(in_band = 0 AND label = ?)")
+        clauses.append("(in_band = 0 AND label = ? AND unread IS NULL)")
         params.append(flt.mood)
     if flt.since is not None:
         clauses.append("created_at >= ?")
@@ -521,11 +619,14 @@ def _row_to_prediction(row: Sequence[Any]) -> StoredPrediction:
         model_version=row[9],
         created_at=_from_ts(row[10]),
         text=row[11],
+        p_negative=row[12],
+        p_neutral=row[13],
+        unread=row[14],
     )
 
 
 def _mood_counts_result(rows: Iterable[Sequence[Any]]) -> dict[str, int]:
-    counts: dict[str, int] = dict.fromkeys(MOODS, 0)
+    counts: dict[str, int] = dict.fromkeys(COUNT_KEYS, 0)
     for mood, n in rows:
         counts[mood] = n
     return counts
@@ -537,7 +638,7 @@ def _mood_over_time_result(
     width, shift = _BUCKETS[bucket]
     out: dict[int, dict[str, int]] = {}
     for index, mood, n in rows:
-        out.setdefault(index, dict.fromkeys(MOODS, 0))[mood] = n
+        out.setdefault(index, dict.fromkeys(COUNT_KEYS, 0))[mood] = n
     return [(_from_ts(index * width - shift), counts) for index, counts in sorted(out.items())]
 
 
@@ -576,6 +677,9 @@ def _record_params(record: PredictionRecord) -> tuple[object, ...]:
         safe_text(record.model_version),
         _to_ts(record.created_at),
         None if record.text is None else safe_text(record.text),
+        record.p_negative,
+        record.p_neutral,
+        record.unread,
     )
 
 
@@ -1097,7 +1201,8 @@ class Storage:
         return int(rows[0][0])
 
     async def mood_counts(self, flt: HistoryFilter) -> dict[str, int]:
-        """``{'positive': n, 'negative': n, 'neutral': n}`` over the predictions matching."""
+        """``{'positive': n, 'negative': n, 'neutral': n, 'unread': n}`` over the predictions
+        matching; texts the model did not read count under ``unread`` only."""
         return _mood_counts_result(await self._fetchall(_mood_counts_query(flt)))
 
     async def mood_over_time(

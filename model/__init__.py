@@ -4,19 +4,21 @@ Public API (the only part the bot uses)::
 
     from model import SentimentClassifier
     clf = SentimentClassifier.load()          # bundled default, or a path / SENTIMENT_ARTIFACT
-    clf.predict_batch(["I love it", "meh"])   # -> [Prediction(label, p_positive, in_band), ...]
+    clf.predict_batch(["I love it", "meh"])   # -> [Prediction(label, p_positive, in_band,
+                                              #     probabilities, unread), ...]
 
 This package knows nothing of Discord.
 """
 
 from model.artifact import Artifact, ArtifactError, default_artifact_path, load_artifact
-from model.classifier import EMPTY_PREDICTION, Prediction, SentimentClassifier
+from model.classifier import EMPTY_PREDICTION, MOODS, Prediction, SentimentClassifier
 from model.data import DataError
 from model.encoder import BUNDLED_ENCODER, Encoder, EncoderError
 
 __all__ = [
     "BUNDLED_ENCODER",
     "EMPTY_PREDICTION",
+    "MOODS",
     "Artifact",
     "ArtifactError",
     "DataError",

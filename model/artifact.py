@@ -23,9 +23,11 @@ from model.encoder import POOLINGS, PRECISIONS, EncoderSpec
 from model.textnorm import NORMALIZERS
 
 SCHEMA = "sentiment-bot/classifier"
-SCHEMA_VERSION = 1
+# 1: binary (a weight vector and one intercept); 2: adds three-way artifacts (a K x D matrix).
+SCHEMA_VERSION = 2
 ARTIFACT_ENV = "SENTIMENT_ARTIFACT"
 LABELS = ("negative", "positive")
+THREE_WAY_LABELS = ("negative", "neutral", "positive")
 _REQUIRED = (
     "schema",
     "schema_version",
@@ -55,17 +57,49 @@ def artifact_path_from(flag: str | Path | None) -> Path:
     return Path(value).expanduser() if value is not None else default_artifact_path()
 
 
+def sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -500.0, 500.0))), dtype=np.float64)
+
+
+def softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Row-wise softmax, stable for any logits."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class Artifact:
+    """A logistic regression on the encoder's embedding, as plain arrays.
+
+    Binary (the tutorial's): ``coef`` is a (dim,) vector and ``intercept`` one number, giving
+    P(positive); ``band`` is the neutral band of P(positive) (silent when low < p < high).
+    Three-way: ``coef`` is a (K, dim) matrix and ``intercept`` a (K,) vector over ``labels``
+    (negative, neutral, positive; a softmax gives the probabilities); ``band`` holds the
+    per-class confidence thresholds as (1 - t_negative, t_positive): a positive is voiced when
+    P(positive) >= t_positive, a negative when P(negative) >= t_negative.
+    """
+
     encoder: EncoderSpec
-    coef: NDArray[np.float64]  # (dim,): weights on the raw embedding
-    intercept: float
-    band: tuple[float, float]  # neutral band of P(positive): silent when low < p < high
+    coef: NDArray[np.float64]  # (dim,) or (K, dim): weights on the raw embedding
+    intercept: float | NDArray[np.float64]  # a number, or (K,)
+    band: tuple[float, float]
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     encoder_fingerprint: str = ""
-    labels: tuple[str, str] = LABELS
+    labels: tuple[str, ...] = LABELS
+
+    @property
+    def three_way(self) -> bool:
+        return self.coef.ndim == 2
+
+    def class_probabilities(self, embeddings: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Rows of probabilities over ``labels``."""
+        z = embeddings.astype(np.float64) @ self.coef.T + self.intercept
+        if self.three_way:
+            return softmax(z)
+        p = sigmoid(z)
+        return np.stack([1.0 - p, p], axis=1)
 
     @property
     def version(self) -> str:
@@ -74,7 +108,11 @@ class Artifact:
         # where the adapter lies on this machine is not part of the model; its digest is
         h.update(repr(replace(self.encoder, adapter=None)).encode())
         h.update(np.ascontiguousarray(self.coef, dtype=np.float64).tobytes())
-        h.update(repr((float(self.intercept), self.band)).encode())
+        if self.three_way:
+            h.update(np.ascontiguousarray(self.intercept, dtype=np.float64).tobytes())
+            h.update(repr((self.labels, self.band)).encode())
+        else:  # as binary artifacts were always named
+            h.update(repr((float(self.intercept), self.band)).encode())
         return h.hexdigest()[:12]
 
     def to_payload(self, folder: Path | None = None) -> dict[str, Any]:
@@ -83,9 +121,15 @@ class Artifact:
         adapter = self.encoder.adapter
         if adapter is not None and folder is not None:
             adapter = os.path.relpath(Path(adapter).resolve(), folder.resolve())
+        intercept: float | list[float] = (
+            [float(v) for v in np.ravel(self.intercept)]
+            if self.three_way
+            else float(self.intercept)
+        )
         return {
             "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
+            # binary artifacts keep schema 1, so an older bot still loads them
+            "schema_version": SCHEMA_VERSION if self.three_way else 1,
             "encoder": {
                 "name": self.encoder.name,
                 "pooling": self.encoder.pooling,
@@ -99,7 +143,7 @@ class Artifact:
             },
             "labels": list(self.labels),
             "coef": np.ascontiguousarray(self.coef, dtype=np.float64),
-            "intercept": float(self.intercept),
+            "intercept": intercept,
             "band": [float(self.band[0]), float(self.band[1])],
             "metrics": self.metrics,
             "training": self.training,
@@ -187,12 +231,34 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
             f"(it knows {', '.join(NORMALIZERS)}). Upgrade sentiment-bot, or retrain the "
             "artifact with this version's sentiment-train."
         )
+    labels = payload["labels"]
+    if not isinstance(labels, list | tuple) or tuple(str(x) for x in labels) not in (
+        LABELS,
+        THREE_WAY_LABELS,
+    ):
+        raise bad(
+            f"'labels' is {labels!r}, not {list(LABELS)} (binary) or {list(THREE_WAY_LABELS)}"
+        )
+    labels = tuple(str(x) for x in labels)
+    three_way = len(labels) == 3
     coef = np.asarray(payload["coef"], dtype=np.float64) if _is_numeric(payload["coef"]) else None
-    if coef is None or coef.ndim != 1 or coef.size == 0 or not np.isfinite(coef).all():
-        raise bad("'coef' is not a finite 1-D array of weights")
-    intercept = payload["intercept"]
-    if not isinstance(intercept, int | float) or not math.isfinite(intercept):
-        raise bad(f"'intercept' is {intercept!r}, not a finite number")
+    shape_ok = coef is not None and (
+        coef.ndim == 2 and coef.shape[0] == len(labels) if three_way else coef.ndim == 1
+    )
+    if coef is None or not shape_ok or coef.size == 0 or not np.isfinite(coef).all():
+        want = f"a finite {len(labels)} x dim matrix" if three_way else "a finite 1-D array"
+        raise bad(f"'coef' is not {want} of weights")
+    raw_intercept = payload["intercept"]
+    intercept: float | NDArray[np.float64]
+    if three_way:
+        arr = np.asarray(raw_intercept, dtype=np.float64) if _is_numeric(raw_intercept) else None
+        if arr is None or arr.shape != (len(labels),) or not np.isfinite(arr).all():
+            raise bad(f"'intercept' is {raw_intercept!r}, not {len(labels)} finite numbers")
+        intercept = arr
+    else:
+        if not isinstance(raw_intercept, int | float) or not math.isfinite(raw_intercept):
+            raise bad(f"'intercept' is {raw_intercept!r}, not a finite number")
+        intercept = float(raw_intercept)
     band = payload["band"]
     if (
         not isinstance(band, list | tuple)
@@ -201,9 +267,6 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
         or not 0.0 <= band[0] <= 0.5 <= band[1] <= 1.0
     ):
         raise bad(f"'band' is {band!r}, not [low <= 0.5 <= high] within [0, 1]")
-    labels = payload["labels"]
-    if not isinstance(labels, list | tuple) or len(labels) != 2:
-        raise bad(f"'labels' is {labels!r}, not two names")
     for key in ("metrics", "training", "versions"):
         if not isinstance(payload[key], dict):
             raise bad(f"'{key}' is not a mapping")
@@ -219,13 +282,13 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
             text_normalizer=normalizer,
         ),
         coef=coef,
-        intercept=float(intercept),
+        intercept=intercept,
         band=(float(band[0]), float(band[1])),
         metrics=payload["metrics"],
         training=payload["training"],
         versions={str(k): str(v) for k, v in payload["versions"].items()},
         encoder_fingerprint=str(enc.get("fingerprint", "")),
-        labels=(str(labels[0]), str(labels[1])),
+        labels=labels,
     )
 
 

@@ -126,7 +126,20 @@ def evaluate_chat(classifier: SentimentClassifier, chat: ChatSet) -> dict[str, A
     (normalised text; nothing readable is a neutral 0.5)."""
     predictions = classifier.predict_batch(chat.texts)
     p = np.array([x.p_positive for x in predictions], dtype=np.float64)
-    report = chat_report(chat.labels, p, classifier.band, chat.categories)
+    report = chat_report(
+        chat.labels, p, classifier.band, chat.categories, moods=[x.mood for x in predictions]
+    )
+    report["unread"] = sum(1 for x in predictions if not x.read)
+    if classifier.three_way:  # the band holds per-mood thresholds, not a band of p
+        low, high = classifier.band
+        report["thresholds"] = {"negative": 1.0 - low, "positive": high}
+        # the classifier's own reading, before the bot's silence below its thresholds
+        truth = np.asarray(chat.labels, dtype=object)
+        label = np.asarray([x.label for x in predictions], dtype=object)
+        report["most_probable_accuracy"] = float((label == truth).mean()) if len(truth) else None
+        report["most_probable_recall"] = {
+            mood: _share(label == truth, truth == mood) for mood in CHAT_LABELS
+        }
     report["data"] = _display_path(chat.source)
     return report
 
@@ -146,8 +159,12 @@ def chat_report(
     p_positive: NDArray[np.float64],
     band: tuple[float, float],
     categories: Sequence[str] | None = None,
+    moods: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """How predictions ``p_positive`` and the neutral ``band`` do against chat labels.
+
+    ``moods`` are what the bot would say (a three-way model's voiced moods); without them a
+    prediction is neutral strictly inside the band, else positive when ``p >= 0.5``.
 
     Rates are ``None`` where there is nothing to divide by (no polar messages, no neutral ones,
     none voiced). ``by_category`` is empty when no categories are given.
@@ -168,9 +185,15 @@ def chat_report(
         raise ValueError(f"band low must not exceed high, got ({low}, {high})")
 
     truth = np.asarray(labels, dtype=object)
-    inside = (p > low) & (p < high)
     said_positive = p >= 0.5
-    predicted = np.where(inside, "neutral", np.where(said_positive, "positive", "negative"))
+    if moods is None:
+        inside = (p > low) & (p < high)
+        predicted = np.where(inside, "neutral", np.where(said_positive, "positive", "negative"))
+    else:
+        if len(moods) != n:
+            raise ValueError(f"expected {n} moods, one per label, got {len(moods)}")
+        predicted = np.asarray(moods, dtype=object)
+        inside = predicted == "neutral"
     three_way_right = predicted == truth
     polar = truth != "neutral"
     polar_right = said_positive == (truth == "positive")
@@ -187,6 +210,8 @@ def chat_report(
         "polar_voiced_accuracy": _share(polar_right, voiced),
         "neutral_caught_rate": _share(inside, neutral),
         "three_way_accuracy": _share(three_way_right, np.ones(n, dtype=bool)),
+        # every reaction the bot makes, neutral messages included: how many are right
+        "reactions_precision": _share(three_way_right, predicted != "neutral"),
         "by_category": {},
     }
     if categories is not None:
@@ -217,16 +242,33 @@ def format_chat_report(report: dict[str, Any], title: str) -> str:
         f"{title}: {report['n']} messages ({report['n_polar']} positive/negative, "
         f"{report['n_neutral']} neutral)"
     ]
-    if "band" in report:
+    if "thresholds" in report:
+        t = report["thresholds"]
+        lines.append(
+            f"  reacts when                  P(negative) >= {t['negative']:.3f}, "
+            f"P(positive) >= {t['positive']:.3f}"
+        )
+    elif "band" in report:
         low, high = report["band"]
         lines.append(f"  neutral band                 {low:.3f} < p < {high:.3f}")
     lines += [
         f"  positive/negative accuracy   {_pct(report['polar_accuracy'])}",
-        f"  voiced (outside band)        {_pct(report['polar_voiced_rate'])} of them, "
+        f"  voiced                       {_pct(report['polar_voiced_rate'])} of them, "
         f"{_pct(report['polar_voiced_accuracy'])} right",
-        f"  neutral caught by the band   {_pct(report['neutral_caught_rate'])}",
+        f"  neutral left silent          {_pct(report['neutral_caught_rate'])}",
         f"  three-way accuracy           {_pct(report['three_way_accuracy'])}",
     ]
+    if report.get("most_probable_accuracy") is not None:
+        recall = report["most_probable_recall"]
+        lines.append(
+            f"  most probable mood right     {_pct(report['most_probable_accuracy'])} (recall "
+            + ", ".join(f"{mood} {_pct(recall[mood])}" for mood in CHAT_LABELS)
+            + ")"
+        )
+    if report.get("reactions_precision") is not None:
+        lines.append(f"  reactions right              {_pct(report['reactions_precision'])}")
+    if report.get("unread"):
+        lines.append(f"  left unread                  {report['unread']}")
     by_category: dict[str, dict[str, Any]] = report.get("by_category") or {}
     if by_category:
         parts = [

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from model.artifact import Artifact, artifact_path_from, load_artifact
+from model.artifact import sigmoid as sigmoid  # re-exported: training and tests use it
 from model.encoder import (
     DEFAULT_BATCH_SIZE,
     Encoder,
@@ -19,63 +20,115 @@ from model.encoder import (
     resolve_precision,
 )
 
+if TYPE_CHECKING:
+    from model.language import LanguageGate
+
 log = logging.getLogger(__name__)
 
 Label = Literal["negative", "positive", "neutral"]
 Mood = Literal["negative", "positive", "neutral"]
+MOODS: tuple[Mood, ...] = ("negative", "neutral", "positive")
 
 
 @dataclass(frozen=True)
 class Prediction:
     """One text's answer.
 
-    ``label`` is the classifier's decision (``negative``/``positive``); ``in_band`` says the
-    probability lies in the neutral band, where the bot stays silent. Text with nothing to read
-    (empty, whitespace only, or without a single token the encoder knows: invisible characters
-    only, or emoji only for an artifact without the chat normaliser, which reads emoji as their
-    names) is ``neutral`` with probability 0.5 and in the band, without running the encoder.
+    ``label`` is the classifier's decision: ``negative`` / ``positive`` for a binary model,
+    ``negative`` / ``neutral`` / ``positive`` (the most probable) for a three-way model.
+    ``p_positive`` is the probability of positive against negative, leaving neutral aside (for a
+    binary model, its one probability). ``probabilities`` holds P(negative), P(neutral),
+    P(positive) for a three-way model (they sum to 1), None for a binary one.
+
+    ``in_band`` says the bot stays silent: the label is ``neutral``, or not confident enough.
+    For a binary model that is ``low < p_positive < high`` (the neutral band); for a three-way
+    model a positive is voiced when ``P(positive) >= high`` and a negative when
+    ``P(negative) >= 1 - low`` (the same band read as per-class confidence thresholds).
+
+    ``unread`` is None when the model read the text, else why it did not: ``empty`` (nothing
+    but whitespace), ``unknown`` (no token the encoder knows: invisible characters only), or
+    ``language:xx`` (another language than the encoder reads, ``xx`` its ISO 639-1 code). Such a
+    text is ``neutral``, 0.5, in the band, without running the encoder.
     """
 
     label: Label
     p_positive: float
     in_band: bool
+    probabilities: tuple[float, float, float] | None = None
+    unread: str | None = None
 
     @property
     def mood(self) -> Mood:
-        """What a person would be told: ``neutral`` inside the band, else the label."""
+        """What a person is told and what the bot reacts to: ``neutral`` when silent."""
         return "neutral" if self.in_band else self.label
 
+    @property
+    def read(self) -> bool:
+        """False when the model did not read the text (see ``unread``)."""
+        return self.unread is None
+
+    def probability(self, mood: Mood) -> float:
+        """P(mood): the three-way model's, or for a binary model P(positive) / P(negative)
+        (and 0 for neutral, which a binary model does not predict)."""
+        if self.probabilities is not None:
+            return self.probabilities[MOODS.index(mood)]
+        if mood == "positive":
+            return self.p_positive
+        return 1.0 - self.p_positive if mood == "negative" else 0.0
+
     def with_band(self, band: tuple[float, float]) -> Prediction:
-        """The same prediction judged against another neutral band (e.g. a guild's override)."""
+        """The same prediction judged against another band (e.g. a guild's override)."""
         if self.label == "neutral":
             return self
-        low, high = band
-        return Prediction(self.label, self.p_positive, low < self.p_positive < high)
+        return replace(
+            self, in_band=not voiced(self.label, self.p_positive, self.probabilities, band)
+        )
 
     @property
     def confidence(self) -> float:
         """Probability of the predicted label."""
+        if self.probabilities is not None:
+            return max(self.probabilities)
         return max(self.p_positive, 1.0 - self.p_positive)
 
 
-EMPTY_PREDICTION = Prediction(label="neutral", p_positive=0.5, in_band=True)
+def voiced(
+    label: str,
+    p_positive: float,
+    probabilities: tuple[float, float, float] | None,
+    band: tuple[float, float],
+) -> bool:
+    """Whether the bot speaks for ``label`` under ``band`` (see :class:`Prediction`)."""
+    low, high = band
+    if label == "neutral":
+        return False
+    if probabilities is None:
+        return not low < p_positive < high
+    if label == "positive":
+        return probabilities[2] >= high
+    return probabilities[0] >= 1.0 - low
 
 
-def sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -500.0, 500.0))), dtype=np.float64)
+EMPTY_PREDICTION = Prediction(label="neutral", p_positive=0.5, in_band=True, unread="empty")
+# Text with no token the encoder knows (invisible characters only, say).
+UNREAD_PREDICTION = replace(EMPTY_PREDICTION, unread="unknown")
 
 
 class SentimentClassifier:
     """Encoder + logistic regression from an artifact. Thread-safe for predictions."""
 
-    def __init__(self, artifact: Artifact, encoder: Encoder) -> None:
-        if encoder.dim != artifact.coef.shape[0]:
+    def __init__(
+        self, artifact: Artifact, encoder: Encoder, language_gate: LanguageGate | None = None
+    ) -> None:
+        if encoder.dim != artifact.coef.shape[-1]:
             raise ValueError(
                 f"encoder {artifact.encoder.name!r} gives {encoder.dim}-dim vectors but the "
-                f"artifact has {artifact.coef.shape[0]} weights"
+                f"artifact has {artifact.coef.shape[-1]} weights per class"
             )
         self.artifact = artifact
         self.encoder = encoder
+        # Text in another language than the encoder reads is left unread (see model/language.py)
+        self.language_gate = language_gate
 
     @classmethod
     def load(
@@ -86,11 +139,13 @@ class SentimentClassifier:
         threads: int | None = None,
         precision: str | None = None,
         check_fingerprint: bool = True,
+        language_gate: bool = True,
     ) -> SentimentClassifier:
         """Load an artifact (``path``, else ``SENTIMENT_ARTIFACT``, else the bundled default).
 
         The encoder runs on the numeric path the coefficients were fitted on (the artifact
-        records it); ``precision`` overrides that, with a warning.
+        records it); ``precision`` overrides that, with a warning. With ``language_gate``, text
+        in another language than English is left unread (see model/language.py).
         """
         artifact = load_artifact(artifact_path_from(path))
         fitted = artifact.encoder.precision
@@ -124,7 +179,12 @@ class SentimentClassifier:
                 "may be off. Retrain the artifact with sentiment-train.",
                 artifact.encoder.name,
             )
-        return cls(artifact, encoder)
+        gate = None
+        if language_gate:
+            from model.language import LanguageGate
+
+            gate = LanguageGate()
+        return cls(artifact, encoder, gate)
 
     @property
     def version(self) -> str:
@@ -134,10 +194,18 @@ class SentimentClassifier:
     def band(self) -> tuple[float, float]:
         return self.artifact.band
 
+    @property
+    def three_way(self) -> bool:
+        """True for a negative / neutral / positive model, False for a binary one."""
+        return self.artifact.three_way
+
+    def class_probabilities(self, embeddings: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Rows of probabilities over ``artifact.labels`` (binary: negative, positive)."""
+        return self.artifact.class_probabilities(embeddings)
+
     def probabilities(self, embeddings: NDArray[np.float32]) -> NDArray[np.float64]:
-        """P(positive) for rows of embeddings."""
-        z = embeddings.astype(np.float64) @ self.artifact.coef + self.artifact.intercept
-        return sigmoid(z)
+        """P(positive) against negative for rows of embeddings (neutral left aside)."""
+        return positive_vs_negative(self.artifact.labels, self.class_probabilities(embeddings))
 
     def predict_batch(
         self, texts: Sequence[str], *, band: tuple[float, float] | None = None
@@ -146,16 +214,52 @@ class SentimentClassifier:
         band = band if band is not None else self.artifact.band
         out = [EMPTY_PREDICTION] * len(texts)
         candidates = [i for i, t in enumerate(texts) if t.strip()]
+        if self.language_gate is not None and candidates:
+            languages = self.language_gate.foreign([texts[i] for i in candidates])
+            kept = []
+            for i, language in zip(candidates, languages, strict=True):
+                if language is None:
+                    kept.append(i)
+                else:
+                    out[i] = replace(UNREAD_PREDICTION, unread=f"language:{language}")
+            candidates = kept
         ids = self.encoder.tokenize([texts[i] for i in candidates])
-        readable = [
-            (i, x) for i, x in zip(candidates, ids, strict=True) if self.encoder.readable(x)
-        ]
+        readable = []
+        for i, x in zip(candidates, ids, strict=True):
+            if self.encoder.readable(x):
+                readable.append((i, x))
+            else:
+                out[i] = UNREAD_PREDICTION
         if readable:
-            probs = self.probabilities(self.encoder.encode_ids([x for _, x in readable]))
-            for (i, _), p in zip(readable, probs.tolist(), strict=True):
-                label: Label = "positive" if p >= 0.5 else "negative"
-                out[i] = Prediction(label, p, in_band=False).with_band(band)
+            probs = self.class_probabilities(self.encoder.encode_ids([x for _, x in readable]))
+            for (i, _), row in zip(readable, probs, strict=True):
+                out[i] = self._prediction(row, band)
         return out
+
+    def _prediction(self, row: NDArray[np.float64], band: tuple[float, float]) -> Prediction:
+        labels = self.artifact.labels
+        p_positive = float(positive_vs_negative(labels, row[None, :])[0])
+        if not self.three_way:
+            label: Label = "positive" if p_positive >= 0.5 else "negative"
+            return Prediction(label, p_positive, in_band=False).with_band(band)
+        by_mood = dict(zip(labels, (float(v) for v in row), strict=True))
+        probabilities = (by_mood["negative"], by_mood["neutral"], by_mood["positive"])
+        label = MOODS[int(np.argmax(probabilities))]
+        return Prediction(
+            label,
+            p_positive,
+            in_band=not voiced(label, p_positive, probabilities, band),
+            probabilities=probabilities,
+        )
 
     def predict(self, text: str) -> Prediction:
         return self.predict_batch([text])[0]
+
+
+def positive_vs_negative(
+    labels: Sequence[str], probabilities: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """P(positive) / (P(positive) + P(negative)) for rows of class probabilities."""
+    pos = probabilities[:, list(labels).index("positive")]
+    neg = probabilities[:, list(labels).index("negative")]
+    return np.asarray(pos / np.maximum(pos + neg, 1e-300), dtype=np.float64)

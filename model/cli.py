@@ -12,9 +12,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
+from model.adapter import adapter_digest
 from model.artifact import (
     ARTIFACT_ENV,
     ArtifactError,
@@ -32,16 +36,24 @@ from model.chateval import (
 )
 from model.classifier import SentimentClassifier
 from model.data import (
+    AMBIGUOUS_CHOICES,
+    CHAT_DATA_DIR_ENV,
     DATA_DIR_ENV,
+    MIXED_CHOICES,
     PHRASES_ENV,
     SPLITS,
+    ChatMapping,
     DataError,
     Dataset,
     TrainOn,
+    chat_data_dir_from,
     data_dir_from,
+    find_chat_files,
     find_split,
+    load_goemotions,
     load_labelled,
     load_training_data,
+    row_weights,
 )
 from model.encoder import (
     BUNDLED_ENCODER,
@@ -54,12 +66,24 @@ from model.encoder import (
 from model.finetune import FinetuneError, FinetuneOptions, finetune
 from model.metrics import (
     evaluate_probabilities,
+    evaluate_three_way_binary,
     format_report,
+    format_three_way_report,
     plot_loss_curve,
     plot_reliability,
+    said_report,
+    three_way_report,
 )
 from model.textnorm import DEFAULT_NORMALIZER, NORMALIZERS
-from model.train import CALIBRATIONS, DEFAULT_C_GRID, TrainOptions, embed, train_classifier
+from model.train import (
+    CALIBRATIONS,
+    DEFAULT_C_GRID,
+    THREE_WAY_C_GRID,
+    TrainOptions,
+    embed,
+    train_classifier,
+    train_three_way,
+)
 
 DEFAULT_OUTPUT = Path("artifacts/classifier.joblib")
 T = TypeVar("T")
@@ -111,6 +135,16 @@ def _band_precision(raw: str) -> float:
         value = math.nan
     if not 0.5 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"band precision must be in [0.5, 1), got {raw!r}")
+    return value
+
+
+def _share(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"a share must lie strictly between 0 and 1, got {raw!r}")
     return value
 
 
@@ -218,10 +252,57 @@ def _train(argv: list[str] | None) -> int:
         "choose C and the neutral band on dev, evaluate on test, write artifact + report.",
     )
     parser.add_argument(
+        "--task",
+        choices=("binary", "three-way"),
+        default="binary",
+        help="binary: positive / negative on SST-2, with a neutral band (the tutorial's); "
+        "three-way: negative / neutral / positive on SST-2 plus the GoEmotions chat data "
+        "(the bot's default model). Default binary",
+    )
+    parser.add_argument(
         "--train-on",
         choices=("sentences", "phrases", "both"),
         default="sentences",
         help="SST-2 sentences (6,920), GLUE phrases (67,349), or both (default: sentences)",
+    )
+    chat_data = parser.add_argument_group("chat data (--task three-way)")
+    chat_data.add_argument(
+        "--chat-data",
+        help=f"GoEmotions folder with train.tsv, dev.tsv, emotions.txt and sentiment_dict.json "
+        f"[{CHAT_DATA_DIR_ENV}; default data/goemotions, downloaded when missing]",
+    )
+    chat_data.add_argument(
+        "--chat-ambiguous",
+        choices=AMBIGUOUS_CHOICES,
+        default="neutral",
+        help="comments with only ambiguous emotions (surprise, curiosity, confusion, "
+        "realization): neutral, or drop them (default neutral)",
+    )
+    chat_data.add_argument(
+        "--chat-mixed",
+        choices=MIXED_CHOICES,
+        default="polar",
+        help="comments with one polar group besides ambiguous or neutral labels: that polar "
+        "mood, or drop them; positive and negative together are always dropped (default polar)",
+    )
+    chat_data.add_argument(
+        "--chat-share",
+        type=_share,
+        default=0.5,
+        help="share of the total training weight on the chat rows, the rest on SST-2, in "
+        "fine-tuning and in the classifier (default 0.5)",
+    )
+    chat_data.add_argument(
+        "--fit-chat-share",
+        type=_share,
+        help="share of the chat rows in the classifier's weight, when it should differ from "
+        "--chat-share (which then applies to fine-tuning only)",
+    )
+    chat_data.add_argument(
+        "--balance-classes",
+        action="store_true",
+        help="in the classifier, give each mood an equal share of its source's weight (default: "
+        "every row of a source weighs the same)",
     )
     parser.add_argument("--phrases", help=f"GLUE SST-2 phrase file train.tsv [{PHRASES_ENV}]")
     parser.add_argument(
@@ -263,6 +344,12 @@ def _train(argv: list[str] | None) -> int:
         "--adapter",
         type=Path,
         help="use this already trained adapter folder instead of fine-tuning again",
+    )
+    tune.add_argument(
+        "--init-adapter",
+        type=Path,
+        help="start fine-tuning from this adapter (same rank) instead of from zero, e.g. "
+        "model/artifacts/sst2.adapter for the three-way model",
     )
     tune.add_argument(
         "--finetune-on",
@@ -311,7 +398,8 @@ def _train(argv: list[str] | None) -> int:
         type=_c_value,
         nargs="+",
         help="candidate C values, the best on dev wins (default: "
-        f"{' '.join(map(str, DEFAULT_C_GRID))})",
+        f"{' '.join(map(str, DEFAULT_C_GRID))}; three-way: "
+        f"{' '.join(map(str, THREE_WAY_C_GRID))})",
     )
     parser.add_argument(
         "--band-precision",
@@ -345,6 +433,20 @@ def _train(argv: list[str] | None) -> int:
         raise UsageError("give --finetune (train a new adapter) or --adapter DIR, not both.")
     if args.finetune_on is not None and not args.finetune:
         raise UsageError("--finetune-on only applies with --finetune.")
+    if args.init_adapter is not None and not args.finetune:
+        raise UsageError("--init-adapter only applies with --finetune.")
+    three_way = args.task == "three-way"
+    chat_flags = [
+        flag
+        for flag, given in (
+            ("--chat-data", args.chat_data is not None),
+            ("--fit-chat-share", args.fit_chat_share is not None),
+            ("--balance-classes", args.balance_classes),
+        )
+        if given
+    ]
+    if chat_flags and not three_way:
+        raise UsageError(f"{', '.join(chat_flags)} only apply with --task three-way.")
 
     started = time.perf_counter()
     batch, threads = _runtime(args)
@@ -366,16 +468,35 @@ def _train(argv: list[str] | None) -> int:
         )
 
     data_dir = data_dir_from(args.data_dir)
+    mapping = ChatMapping(ambiguous=args.chat_ambiguous, mixed=args.chat_mixed)
+    chat_folder = (
+        find_chat_files(chat_data_dir_from(args.chat_data), progress=not args.quiet)
+        if three_way
+        else None
+    )
+
+    def chat_split(split: str) -> tuple[Dataset, dict[str, int]]:
+        assert chat_folder is not None
+        data, counts = load_goemotions(
+            split, chat_folder, mapping, skip_malformed=args.skip_malformed
+        )
+        return data.head(args.limit), counts
+
+    chat_train, chat_counts = chat_split("train") if three_way else (None, {})
 
     def training_rows(which: TrainOn) -> Dataset:
-        return load_training_data(
+        sst = load_training_data(
             which,
             data_dir,
             phrases=args.phrases,
             skip_malformed=args.skip_malformed,
             progress=not args.quiet,
         ).head(args.limit)
+        if chat_train is None:
+            return sst
+        return Dataset.concat([sst.as_three_way().named("sst2"), chat_train.named("chat")])
 
+    shares = {"sst2": 1.0 - args.chat_share, "chat": args.chat_share} if three_way else None
     train = training_rows(args.train_on)
     precision = _precision_setting(args) or "auto"
     adapter: Path | None = args.adapter
@@ -401,10 +522,18 @@ def _train(argv: list[str] | None) -> int:
             options=tune_options,
             checkpoint_root=args.checkpoint_dir,
             progress=not args.quiet,
+            weights=row_weights(rows, shares),
+            init_adapter=args.init_adapter,
         )
         finetuned = {
             "finetune_on": finetune_on,
             "rows": len(rows),
+            **({"chat_share": args.chat_share} if three_way else {}),
+            **(
+                {"init_adapter_digest": adapter_digest(args.init_adapter)}
+                if args.init_adapter is not None
+                else {}
+            ),
             **tune_options.identity(),
             **tuned.summary(),
         }
@@ -423,23 +552,47 @@ def _train(argv: list[str] | None) -> int:
         + (f"; {skipped} malformed rows skipped" if skipped else "")
     )
     options = TrainOptions(
-        c_grid=tuple(args.c_grid) if args.c_grid else DEFAULT_C_GRID,
+        c_grid=tuple(args.c_grid)
+        if args.c_grid
+        else (THREE_WAY_C_GRID if three_way else DEFAULT_C_GRID),
         random_state=args.seed,
         band_precision=args.band_precision,
         calibration=args.calibration,
         train_on=args.train_on,
         finetune=finetuned,
+        chat_share=(args.fit_chat_share or args.chat_share) if three_way else None,
+        balance_classes=args.balance_classes,
+        chat_mapping=asdict(mapping) if three_way else None,
     )
-    result = train_classifier(
-        encoder,
-        train,
-        dev,
-        test,
-        options=options,
-        cache=_cache(args, encoder),
-        chat=_chat_set(args.chat_set),
-        progress=not args.quiet,
-    )
+    if three_way:
+        chat_dev, chat_dev_counts = chat_split("dev")
+        print(
+            f"chat data ({mapping.describe()}): train {len(chat_train or ())} comments, dev "
+            f"{len(chat_dev)}; dropped {chat_counts['dropped']} and {chat_dev_counts['dropped']}"
+        )
+        result = train_three_way(
+            encoder,
+            train,
+            dev.as_three_way(),
+            chat_dev,
+            test.as_three_way(),
+            options=options,
+            cache=_cache(args, encoder),
+            chat=_chat_set(args.chat_set),
+            chat_counts={"train": chat_counts, "dev": chat_dev_counts},
+            progress=not args.quiet,
+        )
+    else:
+        result = train_classifier(
+            encoder,
+            train,
+            dev,
+            test,
+            options=options,
+            cache=_cache(args, encoder),
+            chat=_chat_set(args.chat_set),
+            progress=not args.quiet,
+        )
     save_artifact(result.artifact, args.output)
     report_path = args.report or args.output.with_suffix(".report.json")
     plot_path = args.output.with_suffix(".reliability.png")
@@ -450,12 +603,15 @@ def _train(argv: list[str] | None) -> int:
     written = [str(report_path), str(plot_path)]
     if finetuned is not None and finetuned["loss_curve"]:
         loss_path = args.output.with_suffix(".finetune.png")
+        epochs = finetuned["epochs"]
         plot_loss_curve(
             finetuned["loss_curve"],
             loss_path,
-            f"LoRA fine-tuning of {spec.name}\n{finetuned['rows']:,} rows "
-            f"({finetuned['finetune_on']}), {finetuned['epochs']} epochs, "
+            f"LoRA fine-tuning of {spec.name}{' (three-way)' if three_way else ''}\n"
+            f"{finetuned['rows']:,} rows ({finetuned['finetune_on']}"
+            f"{' + chat' if three_way else ''}), {epochs} epoch{'s' if epochs != 1 else ''}, "
             f"{finetuned['steps']:,} steps",
+            classes=3 if three_way else 2,
         )
         written.append(str(loss_path))
 
@@ -463,6 +619,9 @@ def _train(argv: list[str] | None) -> int:
     print(format_report(result.report["dev"], f"dev ({dev.source})"))
     print()
     print(format_report(result.report["test"], f"test ({test.source})"))
+    if "chat_dev" in result.report:
+        print()
+        print(format_three_way_report(result.report["chat_dev"], "chat dev (GoEmotions dev)"))
     if "chat" in result.report:
         print()
         print(
@@ -501,6 +660,16 @@ def _evaluate(argv: list[str] | None) -> int:
         const=default_chat_set_path(),
         help="the hand-labelled chat set (positive/negative/neutral), or another file like it",
     )
+    source.add_argument(
+        "--chat-dev",
+        action="store_true",
+        help="GoEmotions dev, three-way (mapped as the artifact was trained, else the default "
+        "mapping): accuracy, macro recall, per-class precision of the reactions",
+    )
+    parser.add_argument(
+        "--chat-data",
+        help=f"GoEmotions folder for --chat-dev [{CHAT_DATA_DIR_ENV}; default data/goemotions]",
+    )
     parser.add_argument("--report", type=Path, help="also write the report as JSON here")
     parser.add_argument("--plot", type=Path, help="also draw the reliability diagram (PNG) here")
     _add_runtime_options(parser)
@@ -524,21 +693,18 @@ def _evaluate(argv: list[str] | None) -> int:
             _write_report(chat_metrics, args.report)
             print(f"wrote {args.report}")
         return 0
+    if args.chat_dev:
+        return _evaluate_chat_dev(classifier, args, path)
     if args.data is not None:
         data = load_labelled(args.data, skip_malformed=args.skip_malformed).head(args.limit)
     else:
         data = _split(args.split, args)
-    t0 = time.perf_counter()
-    x = embed(
-        classifier.encoder,
-        data,
-        _cache(args, classifier.encoder),
-        progress=not args.quiet,
-        desc="Embedding",
-    )
-    seconds = time.perf_counter() - t0
-    p = classifier.probabilities(x)
-    report = evaluate_probabilities(data.labels, p, artifact.band)
+    x, seconds = _embed_timed(classifier, data, args)
+    if classifier.three_way:
+        probs = classifier.class_probabilities(x)
+        report = evaluate_three_way_binary(data.labels, probs, artifact.band)
+    else:
+        report = evaluate_probabilities(data.labels, classifier.probabilities(x), artifact.band)
     report.update(
         {
             "artifact": str(path),
@@ -562,6 +728,62 @@ def _evaluate(argv: list[str] | None) -> int:
     if args.plot:
         plot_reliability(report, args.plot, title)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _embed_timed(
+    classifier: SentimentClassifier, data: Dataset, args: argparse.Namespace
+) -> tuple[Any, float]:
+    """The data's embeddings (through the cache unless --no-cache) and the seconds it took."""
+    t0 = time.perf_counter()
+    x = embed(
+        classifier.encoder,
+        data,
+        _cache(args, classifier.encoder),
+        progress=not args.quiet,
+        desc="Embedding",
+    )
+    return x, time.perf_counter() - t0
+
+
+def _evaluate_chat_dev(
+    classifier: SentimentClassifier, args: argparse.Namespace, path: Path
+) -> int:
+    artifact = classifier.artifact
+    recorded = artifact.training.get("chat_mapping")
+    mapping = ChatMapping(**recorded) if isinstance(recorded, dict) else ChatMapping()
+    folder = find_chat_files(chat_data_dir_from(args.chat_data), progress=not args.quiet)
+    data, counts = load_goemotions("dev", folder, mapping, skip_malformed=args.skip_malformed)
+    data = data.head(args.limit)
+    x, seconds = _embed_timed(classifier, data, args)
+    if classifier.three_way:
+        report = three_way_report(data.labels, classifier.class_probabilities(x), artifact.band)
+    else:  # a binary model says neutral inside its band
+        p = classifier.probabilities(x)
+        low, high = artifact.band
+        said = np.where(p >= high, 2, np.where(p <= low, 0, 1)).astype(np.int64)
+        report = said_report(data.labels, said)
+    report.update(
+        {
+            "artifact": str(path),
+            "model_version": artifact.version,
+            "data": data.source,
+            "mapping": mapping.describe(),
+            "dropped": counts["dropped"],
+            "skipped_rows": data.skipped,
+        }
+    )
+    print(
+        format_three_way_report(
+            report,
+            f"GoEmotions dev ({mapping.describe()}; {counts['dropped']} comments dropped): "
+            f"model {artifact.version}",
+        )
+    )
+    print(f"  embedding took {seconds:.1f} s ({len(data) / max(seconds, 1e-9):.0f} texts/s)")
+    if args.report:
+        _write_report(report, args.report)
+        print(f"wrote {args.report}")
     return 0
 
 

@@ -138,6 +138,10 @@ def run_key(
     ids: Sequence[Sequence[int]],
     labels: NDArray[np.int64],
     options: FinetuneOptions,
+    *,
+    classes: Sequence[str] = ("negative", "positive"),
+    weights: NDArray[np.float64] | None = None,
+    init_digest: str | None = None,
 ) -> str:
     """Names a run: same base weights, pooling, token ids, labels and settings = same run, so
     an interrupted run resumes. Token ids, not texts: they are what the model trains on."""
@@ -149,6 +153,13 @@ def run_key(
         h.update(np.asarray(row, dtype=np.int64).tobytes())
         h.update(b"|")
     h.update(np.asarray(labels, dtype=np.int64).tobytes())
+    # what binary runs never had stays out of their key, so their checkpoints still resume
+    if tuple(classes) != ("negative", "positive"):
+        h.update(repr(tuple(classes)).encode())
+    if weights is not None:
+        h.update(np.asarray(weights, dtype=np.float64).tobytes())
+    if init_digest is not None:
+        h.update(init_digest.encode())
     return h.hexdigest()[:16]
 
 
@@ -156,18 +167,39 @@ class _Head(torch.nn.Module):
     """Pooling as the classifier sees it, then a linear layer. L2-normalised embeddings are
     scaled by sqrt(dim) so the head's logits are not stuck near zero."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: Encoder, classes: int = 2) -> None:
         super().__init__()
         self.pooling = encoder.spec.pooling
         self.normalize = encoder.spec.normalize
         self.scale = math.sqrt(encoder.dim) if encoder.spec.normalize else 1.0
-        self.linear = torch.nn.Linear(encoder.dim, 2)
+        self.linear = torch.nn.Linear(encoder.dim, classes)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.linear(
             pool(hidden, mask, self.pooling, self.normalize) * self.scale
         )
         return logits
+
+
+def _start_from(model: Any, folder: Path, rank: int) -> None:
+    """Load the LoRA weights of an adapter trained before into ``model`` (same rank)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    if config.get("r") != rank:
+        raise FinetuneError(
+            f"adapter {folder} has rank {config.get('r')}, this run rank {rank}: start from an "
+            f"adapter of the same rank (--lora-rank {config.get('r')})."
+        )
+    state = {k: v.float() for k, v in load_file(folder / ADAPTER_WEIGHTS).items()}
+    result = set_peft_model_state_dict(model, state)
+    missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+    if missing:
+        raise FinetuneError(
+            f"adapter {folder} does not fit this encoder ({len(missing)} weights unused): "
+            "start from an adapter trained on the same base model."
+        )
 
 
 def _canonical_config(path: Path) -> None:
@@ -199,9 +231,16 @@ def finetune(
     checkpoint_root: Path | None = None,
     progress: bool = True,
     log: Log = print,
+    weights: NDArray[np.float64] | None = None,
+    init_adapter: Path | None = None,
 ) -> FinetuneResult:
     """Train LoRA adapters for ``encoder`` (an fp32 encoder without adapter) on ``data`` and
-    write them to the folder ``output``. ``encoder`` is left unchanged."""
+    write them to the folder ``output``. ``encoder`` is left unchanged.
+
+    The head has one output per class of ``data`` (two for SST-2, three for the chat model).
+    ``weights`` (one per row, see :func:`row_weights`) weight each row's loss. ``init_adapter``
+    starts from an adapter trained before (same rank) instead of from zero: e.g. the SST-2
+    adapter, then taught the three-way chat task."""
     from peft import (
         LoraConfig,
         get_peft_model,
@@ -220,15 +259,30 @@ def finetune(
     if options.epochs < 1 or options.batch_size < 1 or options.rank < 1:
         raise FinetuneError("epochs, batch size and rank must each be at least 1.")
 
+    if weights is not None and (weights.shape != (len(data),) or not (weights > 0).all()):
+        raise FinetuneError("row weights must be one positive number per row")
+    init_digest = adapter_digest(init_adapter) if init_adapter is not None else None
+
     device = pick_device(options.device)
     use_bf16 = _native_bf16(device) if options.bf16 is None else options.bf16
     ids = encoder.tokenize(data.texts)
-    key = run_key(encoder, ids, data.labels, options)
+    key = run_key(
+        encoder,
+        ids,
+        data.labels,
+        options,
+        classes=data.classes,
+        weights=weights,
+        init_digest=init_digest,
+    )
     ckpt_dir = (checkpoint_root or default_cache_dir() / "finetune") / key
     ckpt_path = ckpt_dir / CHECKPOINT_FILE
 
     torch.manual_seed(options.seed)
     labels = torch.as_tensor(data.labels, dtype=torch.long)
+    row_weight = torch.as_tensor(
+        weights if weights is not None else np.ones(len(data)), dtype=torch.float32
+    )
     steps_per_epoch = math.ceil(len(ids) / options.batch_size)
     total = steps_per_epoch * options.epochs
     if options.max_steps is not None:
@@ -247,7 +301,10 @@ def finetune(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
         model = get_peft_model(base, config)
-    head = _Head(encoder)
+    if init_adapter is not None:
+        _start_from(model, init_adapter, options.rank)
+        log(f"starting from adapter {init_adapter} (digest {init_digest[:12]})")  # type: ignore[index]
+    head = _Head(encoder, len(data.classes))
     model.to(device)
     head.to(device)
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
@@ -326,7 +383,11 @@ def finetune(
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
                     logits = head(hidden, mask)
-                loss = torch.nn.functional.cross_entropy(logits.float(), labels[rows].to(device))
+                per_row = torch.nn.functional.cross_entropy(
+                    logits.float(), labels[rows].to(device), reduction="none"
+                )
+                w = row_weight[rows].to(device)
+                loss = (per_row * w).sum() / w.sum()
                 loss.backward()  # type: ignore[no-untyped-call]
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()

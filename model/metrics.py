@@ -172,12 +172,22 @@ def format_report(report: dict[str, Any], title: str) -> str:
             f"                          {row['confidence']:>12.2f}  {_pct(row['coverage'], 8)}"
             f"  {_pct(row['precision'], 9)}"
         )
-    lines.append(
-        f"  neutral band {band['low']:.3f}..{band['high']:.3f}: the bot speaks on "
-        f"{_pct(band['coverage'])} of rows, {_pct(band['accuracy_outside'])} of them right "
-        f"(positive {_pct(band['precision_positive'])}, negative "
-        f"{_pct(band['precision_negative'])})"
-    )
+    voicing = report.get("voicing")
+    if voicing is not None:  # a three-way model: its reactions, by its per-mood thresholds
+        predicted = report.get("three_way_predicted", [0, 0, 0])
+        lines.append(
+            f"  three-way: predicted {predicted[0]} negative, {predicted[1]} neutral, "
+            f"{predicted[2]} positive; reacts on {_pct(voicing['coverage'])} of rows "
+            f"(P >= {voicing['t_negative']:.3f} negative, >= {voicing['t_positive']:.3f} "
+            f"positive), {_pct(voicing['precision'])} of them right"
+        )
+    else:
+        lines.append(
+            f"  neutral band {band['low']:.3f}..{band['high']:.3f}: the bot speaks on "
+            f"{_pct(band['coverage'])} of rows, {_pct(band['accuracy_outside'])} of them right "
+            f"(positive {_pct(band['precision_positive'])}, negative "
+            f"{_pct(band['precision_negative'])})"
+        )
     return "\n".join(lines)
 
 
@@ -231,7 +241,9 @@ def plot_reliability(report: dict[str, Any], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_loss_curve(points: list[dict[str, float]], path: Path, title: str) -> None:
+def plot_loss_curve(
+    points: list[dict[str, float]], path: Path, title: str, classes: int = 2
+) -> None:
     """Fine-tuning's training loss (mean over each checkpoint window) against the step."""
     import matplotlib
 
@@ -240,7 +252,7 @@ def plot_loss_curve(points: list[dict[str, float]], path: Path, title: str) -> N
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     ax.plot([p["step"] for p in points], [p["loss"] for p in points], "-", color="tab:blue")
-    ax.axhline(math.log(2), linestyle="--", color="grey", label="chance (ln 2)")
+    ax.axhline(math.log(classes), linestyle="--", color="grey", label=f"chance (ln {classes})")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (cross-entropy)")
     ax.set_ylim(bottom=0)
@@ -250,3 +262,171 @@ def plot_loss_curve(points: list[dict[str, float]], path: Path, title: str) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# Three-way (negative / neutral / positive): ``y`` holds indices into MOODS, ``probs`` rows of
+# P(negative), P(neutral), P(positive). ``band`` is (1 - t_negative, t_positive): a positive is
+# voiced when it is the most probable mood and P(positive) >= t_positive, a negative likewise.
+
+MOODS = ("negative", "neutral", "positive")
+
+
+def voiced_moods(probs: FloatArray, band: tuple[float, float]) -> IntArray:
+    """Index of the mood the bot would voice per row: the most probable one when it is positive
+    or negative and confident enough, else neutral (1)."""
+    label = probs.argmax(axis=1)
+    t_neg, t_pos = 1.0 - band[0], band[1]
+    voiced_pos = (label == 2) & (probs[:, 2] >= t_pos)
+    voiced_neg = (label == 0) & (probs[:, 0] >= t_neg)
+    return np.where(voiced_pos, 2, np.where(voiced_neg, 0, 1)).astype(np.int64)
+
+
+def choose_thresholds(
+    y: IntArray, probs: FloatArray, target: float = 0.9, step: float = 0.005
+) -> tuple[float, float]:
+    """The confidence per polar mood below which the bot stays silent, chosen on held-out data:
+    of all pairs (t_negative, t_positive) on a grid from 0.5 up, the one that voices the largest
+    mean share of the negative and the positive rows while the reactions it makes (both moods
+    together) are at least ``target`` precise. A mood is voiced only where it is the most
+    probable. Returned as a band (1 - t_negative, t_positive); with no pair reaching the target,
+    (0, 1): the bot never reacts."""
+    if not 0.5 <= target < 1.0:
+        raise ValueError(f"precision target must be in [0.5, 1), got {target}")
+    grid = np.round(np.arange(0.5, 1.0, step), 6)  # clean values: 0.735, not 0.7350000000000002
+    label = probs.argmax(axis=1)
+    counts = []
+    for mood in (0, 2):
+        mine = label == mood
+        # reactions, right reactions, for each threshold on the grid
+        said = mine[None, :] & (probs[None, :, mood] >= grid[:, None])
+        counts.append((said.sum(axis=1), (said & (y == mood)[None, :]).sum(axis=1)))
+    (n_neg, ok_neg), (n_pos, ok_pos) = counts
+    total = n_neg[:, None] + n_pos[None, :]
+    right = ok_neg[:, None] + ok_pos[None, :]
+    precise = (total > 0) & (right >= target * total)
+    if not precise.any():
+        return 0.0, 1.0
+    share = ok_neg[:, None] / max(int((y == 0).sum()), 1) + ok_pos[None, :] / max(
+        int((y == 2).sum()), 1
+    )
+    i, j = np.unravel_index(np.argmax(np.where(precise, share, -1.0)), share.shape)
+    return float(1.0 - grid[i]), float(grid[j])
+
+
+def voicing_stats(y: IntArray, said: IntArray) -> dict[str, Any]:
+    """What the bot voices: ``said`` holds, per row, the mood it would say (neutral = silent).
+    Per polar mood: how many reactions, how precise they are, and the share of that mood's
+    rows it voices; overall: the share of rows it reacts on and how many of those are right."""
+    out: dict[str, Any] = {}
+    react = said != 1
+    out["coverage"] = float(react.mean()) if len(y) else 0.0
+    out["precision"] = float((said[react] == y[react]).mean()) if react.any() else float("nan")
+    for mood in (0, 2):
+        name = MOODS[mood]
+        hit = said == mood
+        truly = y == mood
+        out[f"precision_{name}"] = float((y[hit] == mood).mean()) if hit.any() else float("nan")
+        out[f"voiced_share_{name}"] = float(hit[truly].mean()) if truly.any() else float("nan")
+        out[f"reactions_{name}"] = int(hit.sum())
+    return out
+
+
+def mood_stats(y: IntArray, pred: IntArray) -> dict[str, Any]:
+    """Accuracy, macro recall, per-mood recall and precision, confusion matrix of moods."""
+    recall = {
+        MOODS[k]: float((pred[y == k] == k).mean()) if (y == k).any() else float("nan")
+        for k in range(3)
+    }
+    precision = {
+        MOODS[k]: float((y[pred == k] == k).mean()) if (pred == k).any() else float("nan")
+        for k in range(3)
+    }
+    present = [r for r in recall.values() if r == r]
+    cm = confusion_matrix(y, pred, labels=[0, 1, 2])
+    return {
+        "rows": len(y),
+        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
+        "macro_recall": float(np.mean(present)) if present else float("nan"),
+        "recall": recall,
+        "precision": precision,
+        "f1_macro": float(f1_score(y, pred, labels=[0, 1, 2], average="macro", zero_division=0.0)),
+        "confusion_matrix": {"labels": list(MOODS), "rows_true_cols_predicted": cm.tolist()},
+    }
+
+
+def said_report(y: IntArray, said: IntArray) -> dict[str, Any]:
+    """The report of what a model says (voiced moods, silent = neutral), for models that give
+    no three-way probabilities (a binary model with its neutral band)."""
+    return {**mood_stats(y, said), "said": mood_stats(y, said), "voicing": voicing_stats(y, said)}
+
+
+def three_way_report(y: IntArray, probs: FloatArray, band: tuple[float, float]) -> dict[str, Any]:
+    """For one three-way labelled set: the most probable mood's accuracy, macro recall,
+    per-mood recall and precision and confusion matrix; calibration; and what the bot says
+    with its thresholds (``said``: silent = neutral; ``voicing``: its reactions)."""
+    said = voiced_moods(probs, band)
+    ece, _bins = expected_calibration_error(
+        (probs.argmax(axis=1) == y).astype(np.int64), probs.max(axis=1)
+    )
+    return {
+        **mood_stats(y, probs.argmax(axis=1)),
+        "log_loss": float(log_loss(y, probs, labels=[0, 1, 2])) if len(y) else float("nan"),
+        "ece_top": ece,
+        "thresholds": {"negative": 1.0 - band[0], "positive": band[1]},
+        "said": mood_stats(y, said),
+        "voicing": voicing_stats(y, said),
+    }
+
+
+def format_three_way_report(report: dict[str, Any], title: str) -> str:
+    """Human-readable text for a three-way report (or a binary model's ``said_report``)."""
+    cm = report["confusion_matrix"]["rows_true_cols_predicted"]
+    v = report["voicing"]
+    said = report["said"]
+    lines = [
+        title,
+        f"  rows           {report['rows']}",
+        f"  accuracy       {report['accuracy']:.2%}   macro recall {report['macro_recall']:.2%}"
+        f"   F1 (macro) {report['f1_macro']:.4f}",
+        "  recall         " + "  ".join(f"{m} {_pct(report['recall'][m])}" for m in MOODS),
+    ]
+    if "log_loss" in report:
+        lines.append(
+            f"  log-loss       {report['log_loss']:.4f}   ECE (most probable, {ECE_BINS} bins) "
+            f"{report['ece_top']:.4f}"
+        )
+    lines.append("  confusion matrix   predicted neg  predicted neu  predicted pos")
+    for k, mood in enumerate(MOODS):
+        lines.append(f"    true {mood:<9} {cm[k][0]:>14} {cm[k][1]:>14} {cm[k][2]:>14}")
+    rule = ""
+    if "thresholds" in report:
+        t = report["thresholds"]
+        rule = f" (P >= {t['negative']:.3f} negative, >= {t['positive']:.3f} positive)"
+    lines.append(
+        f"  what the bot says{rule}: {said['accuracy']:.2%} right three-way (silent = "
+        f"neutral), macro recall {said['macro_recall']:.2%}"
+    )
+    lines.append(
+        f"  reactions on {_pct(v['coverage'])} of rows, {_pct(v['precision'])} of them right"
+    )
+    for mood in ("positive", "negative"):
+        lines.append(
+            f"    {mood:<9} {v[f'reactions_{mood}']:>6} reactions, {_pct(v[f'precision_{mood}'])} "
+            f"precise, voicing {_pct(v[f'voiced_share_{mood}'])} of the {mood} rows"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_three_way_binary(
+    y: IntArray, probs: FloatArray, band: tuple[float, float]
+) -> dict[str, Any]:
+    """The binary report (positive against negative) of a three-way model on binary labels
+    ``y`` (0 negative, 1 positive), plus what the bot would voice there by its thresholds."""
+    p = probs[:, 2] / np.maximum(probs[:, 0] + probs[:, 2], 1e-300)
+    report = evaluate_probabilities(y, p, band)
+    said = voiced_moods(probs, band)
+    report["voicing"] = voicing_stats(np.where(y == 1, 2, 0).astype(np.int64), said)
+    report["voicing"].update({"t_negative": 1.0 - band[0], "t_positive": band[1]})
+    report["three_way_predicted"] = np.bincount(probs.argmax(axis=1), minlength=3).tolist()
+    return report

@@ -31,4 +31,7 @@ fi
 if [ -z "${SENTIMENT_DATA_DIR:-}" ] && [ -d "$ROOT/../shared/data/sst2" ]; then
     export SENTIMENT_DATA_DIR="$ROOT/../shared/data/sst2"
 fi
+if [ -z "${SENTIMENT_CHAT_DATA_DIR:-}" ] && [ -d "$ROOT/../shared/data/goemotions" ]; then
+    export SENTIMENT_CHAT_DATA_DIR="$ROOT/../shared/data/goemotions"
+fi
 export VENV PY

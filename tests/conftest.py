@@ -33,6 +33,23 @@ def sst2_dir() -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def goemotions_dir() -> Path:
+    """GoEmotions train/dev.tsv, labels and grouping: SENTIMENT_CHAT_DATA_DIR, else
+    ../shared/data/goemotions beside the repo."""
+    value = os.environ.get("SENTIMENT_CHAT_DATA_DIR")
+    folder = Path(value) if value else REPO.parent / "shared" / "data" / "goemotions"
+    if not (folder / "dev.tsv").is_file():
+        message = (
+            f"GoEmotions not found in {folder}: set SENTIMENT_CHAT_DATA_DIR to the folder "
+            "holding train.tsv, dev.tsv, labels.txt and sentiment_dict.json"
+        )
+        if os.environ.get("SENTIMENT_REQUIRE_DATA"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
 _VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
     *("good", "bad", "great", "awful", "movie", "film", "the", "a", "is", "was", "not"),

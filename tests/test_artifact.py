@@ -139,23 +139,36 @@ def test_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
 
 
 def test_committed_default_is_valid() -> None:
-    """The default is all-MiniLM-L6-v2 fine-tuned with a committed LoRA adapter, chat text
-    normalised; the frozen encoder stays available as frozen.joblib."""
+    """The default is the three-way chat model: all-MiniLM-L6-v2 fine-tuned with a committed
+    LoRA adapter, taught from the SST-2 adapter; the binary SST-2 model stays available as
+    sst2.joblib, the frozen encoder as frozen.joblib."""
     path = default_artifact_path()
     artifact = load_artifact(path)
     assert artifact.encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert artifact.encoder.pooling == "mean"
-    assert artifact.coef.shape == (384,)
+    assert artifact.three_way and artifact.coef.shape == (3, 384)
+    assert artifact.labels == ("negative", "neutral", "positive")
     assert artifact.training["train_on"] == "both"
+    assert artifact.training["task"] == "three-way"
     assert artifact.encoder.text_normalizer == "chat"
     assert artifact.encoder.adapter == str(path.with_suffix(".adapter").resolve())
     assert artifact.encoder.adapter_digest == adapter_digest(path.with_suffix(".adapter"))
     tuned = artifact.training["finetune"]
     assert tuned["adapter_digest"] == artifact.encoder.adapter_digest
     assert tuned["finetune_on"] == "both"
-    # trained with the fine-tuning defaults, as the README's command for it says
+    sst2 = load_artifact(path.with_name("sst2.joblib"))
+    assert tuned["init_adapter_digest"] == sst2.encoder.adapter_digest
+    # the README's command: one epoch from the SST-2 adapter, the other fine-tuning defaults
     defaults = FinetuneOptions().identity()
-    assert {key: tuned[key] for key in defaults} == defaults
+    assert {key: tuned[key] for key in defaults} == {**defaults, "epochs": 1}
+    # the reactions it makes are at least 90% right on chat dev
+    assert artifact.metrics["chat_dev"]["voicing"]["precision"] >= 0.9
+
+    # the binary SST-2 model, trained with the fine-tuning defaults
+    assert not sst2.three_way and sst2.coef.shape == (384,)
+    assert sst2.encoder.adapter == str(path.with_name("sst2.adapter").resolve())
+    assert sst2.encoder.adapter_digest == adapter_digest(path.with_name("sst2.adapter"))
+    assert {key: sst2.training["finetune"][key] for key in defaults} == defaults
 
     frozen = load_artifact(path.with_name("frozen.joblib"))
     assert frozen.encoder.adapter is None and frozen.encoder.text_normalizer == "chat"

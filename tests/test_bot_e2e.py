@@ -36,7 +36,7 @@ from bot.cli import run_bot
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
 from bot.sandbox.fake_discord import FakeDiscord, point_discord_py_at, running_client
-from bot.storage import HistoryFilter, Storage, read_count
+from bot.storage import HistoryFilter, Storage, StoredPrediction, read_count
 from model import SentimentClassifier
 
 
@@ -91,9 +91,14 @@ async def test_neutral_band_logs_but_stays_silent(world: World) -> None:
     assert row.message_id == message_id and row.in_band and row.mood == "neutral"
 
 
+def answer_detail(bot: SentimentBot) -> str:
+    """The field every answer of the loaded model has: three bars, or one confidence bar."""
+    return "Probabilities" if bot.classifier.three_way else "Confidence"
+
+
 async def test_slash_sentiment_replies_and_logs_with_text(world: World) -> None:
     reply = await world.slash("sentiment", {"text": NEGATIVE}, channel=RANDOM)
-    assert "Negative" in reply.text and "Confidence" in reply.text
+    assert "Negative" in reply.text and answer_detail(world.bot) in reply.text
     assert not reply.ephemeral
     private = await world.slash("sentiment", {"text": POSITIVE, "private": True})
     assert "Positive" in private.text and private.ephemeral
@@ -245,7 +250,7 @@ async def test_slow_model_defers_then_answers_with_a_followup(
             assert interaction.reply() is None
             reply = await interaction.wait_for_reply(timeout=15)
             assert reply.via == "followup"
-            assert "Negative" in reply.text and "Confidence" in reply.text
+            assert "Negative" in reply.text and answer_detail(world.bot) in reply.text
             assert reply.ephemeral is private
         rows = await world.rows()
         assert [(r.source, r.label, r.text) for r in rows] == [
@@ -557,3 +562,90 @@ async def test_history_and_mood_include_a_prediction_made_a_moment_ago(world: Wo
     assert "negative" in own.text and "1 prediction" in own.text
     mood = await world.slash("mood", {"days": 1}, user=ALICE)
     assert "1 (100%)" in mood.text
+
+
+# --------------------------------------------------------------------------------------------
+# The three-way model: neutral text, text in another language, three probabilities
+
+PLAIN = "the meeting is at 3pm in room 204"
+FRENCH = "je ne sais pas ce que tu veux dire, mais c'est la vie"
+
+
+async def silent_row(world: World, text: str) -> tuple[int, StoredPrediction]:
+    """Post ``text`` in #general (reactions on), wait until it is classified and logged; the
+    message id and its row. The control message after it is reacted to: the bot is alive."""
+    message_id = await world.fake.send_message(GENERAL, ALICE, text)
+    await world.fake.wait_for(lambda: world.bot.inference.stats.predicted >= 1)
+    await react_to(world, POSITIVE)  # the next message gets its reaction...
+    await world.settle()  # ...and nothing more comes for the first
+    (row,) = [r for r in await world.rows() if r.message_id == message_id]
+    return message_id, row
+
+
+async def test_plainly_neutral_message_gets_no_reaction(world: World) -> None:
+    message_id, row = await silent_row(world, PLAIN)
+    assert world.fake.active_reactions(message_id) == []
+    assert world.fake.requests_to("PUT", rf"/messages/{message_id}/reactions/") == []
+    assert row.read and row.mood == "neutral" and row.in_band
+    if world.bot.classifier.three_way:
+        assert row.probabilities is not None and row.label == "neutral", row
+
+
+async def test_message_in_another_language_is_not_read_and_gets_no_reaction(
+    world: World,
+) -> None:
+    message_id, row = await silent_row(world, FRENCH)
+    assert world.fake.active_reactions(message_id) == []
+    assert (row.unread, row.label, row.in_band, row.probabilities) == (
+        "language:fr",
+        "neutral",
+        True,
+        None,
+    )
+    assert not row.read
+    # asked about it, the bot says why in one line; the history says "not read"
+    reply = await world.slash("sentiment", {"text": FRENCH})
+    assert reply.text == (
+        "😐 Not read: this looks like French (fr), and the model reads English only."
+    )
+    history = await world.slash("history", user=ALICE)
+    assert "**not read** (French (fr))" in history.text
+    mood = await world.slash("mood", {"days": 1}, user=ALICE)
+    assert "2 messages not read" in mood.text and "1 prediction" in mood.text
+
+
+async def test_slash_sentiment_shows_three_probabilities(world: World) -> None:
+    if not world.bot.classifier.three_way:
+        pytest.skip("the loaded model is binary")
+    reply = await world.slash("sentiment", {"text": POSITIVE})
+    (embed,) = reply.embeds
+    assert embed["title"] == "😊 Positive"
+    (field,) = [f for f in embed["fields"] if f["name"] == "Probabilities"]
+    lines = field["value"].strip("`\n").splitlines()
+    assert [line.split()[0] for line in lines] == ["negative", "neutral", "positive"]
+    (row,) = await world.rows()
+    assert row.probabilities is not None and row.unread is None
+    shown = [int(line.split()[-1].rstrip("%")) for line in lines]
+    assert shown == [round(p * 100) for p in row.probabilities]
+    assert shown[2] == max(shown) and row.mood == "positive"
+
+
+async def test_admin_show_names_the_models_thresholds(world: World) -> None:
+    shown = await world.slash("sentiment-admin", user=OWNER, subcommand="show")
+    low, high = world.bot.classifier.band
+    if world.bot.classifier.three_way:
+        assert (
+            f"Reacts: 👍 when P(positive) ≥ {high:.2f}, 👎 when P(negative) ≥ {1 - low:.2f} "
+            "(model's)"
+        ) in shown.text
+        assert "Neutral band" not in shown.text
+    else:
+        assert f"Neutral band: {low:.2f} … {high:.2f} (model's)" in shown.text
+    changed = await world.slash(
+        "sentiment-admin", {"low": 0.25, "high": 0.8}, user=OWNER, subcommand="band"
+    )
+    if world.bot.classifier.three_way:
+        assert "Reaction thresholds updated." in changed.text
+        assert "👍 when P(positive) ≥ 0.80, 👎 when P(negative) ≥ 0.75" in changed.text
+    else:
+        assert "Neutral band updated." in changed.text and "0.25 … 0.80" in changed.text

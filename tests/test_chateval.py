@@ -333,7 +333,7 @@ def test_format_contains_key_figures() -> None:
     assert "0.400 < p < 0.700" in text
     assert "positive/negative accuracy   66.7%" in text
     assert "66.7% of them, 75.0% right" in text
-    assert "neutral caught by the band   33.3%" in text
+    assert "neutral left silent          33.3%" in text
     assert "three-way accuracy           44.4%" in text
     assert "emoji 33.3% (3), sarcasm 66.7% (3), statement 33.3% (3)" in text
     assert all(len(line) <= 100 for line in lines)
@@ -344,7 +344,7 @@ def test_format_shows_missing_figures_as_na() -> None:
     text = format_chat_report(report, "tiny")
     assert "100.0%" in text  # polar accuracy
     assert "0.0% of them, n/a right" in text
-    assert "neutral caught by the band   n/a" in text
+    assert "neutral left silent          n/a" in text
     assert "by category" not in text
 
 

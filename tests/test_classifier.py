@@ -80,20 +80,22 @@ def test_default_artifact_reaches_89_percent_on_sst2_test(
 def test_text_without_a_known_token_is_nothing_to_read(classifier: SentimentClassifier) -> None:
     """Invisible-only text is all [UNK] to the encoder: neutral, no model call."""
     calls = classifier.encoder.calls
-    assert (
-        classifier.predict_batch(["\u200b\u200b", "\u2800", "\u200e\u202e"])
-        == [EMPTY_PREDICTION] * 3
-    )
+    answers = classifier.predict_batch(["\u200b\u200b", "\u2800", "\u200e\u202e", " "])
+    assert answers == [replace(EMPTY_PREDICTION, unread="unknown")] * 3 + [EMPTY_PREDICTION]
+    assert all(not a.read and a.mood == "neutral" for a in answers)
     assert classifier.encoder.calls == calls
 
 
 def test_emoji_are_read(classifier: SentimentClassifier) -> None:
     """The chat normaliser turns emoji into their names: emoji-only messages have a mood now
     (before, they were all [UNK] and nothing to read)."""
-    angry, happy, mixed = classifier.predict_batch(["😡😡😡", "😍🎉", "I am so angry 😡😡😡"])
-    # read ("enraged face") and on the right side; the default is not sure enough to speak
-    assert angry.label == "negative" and angry.p_positive < 0.4
-    assert happy.mood == "positive"
+    angry, happy, heart, mixed = classifier.predict_batch(
+        ["😡😡😡", "😍🎉", "😍", "I am so angry 😡😡😡"]
+    )
+    # read ("enraged face", "smiling face with heart eyes") and on the right side
+    assert angry.mood == "negative" and angry.p_positive < 0.2
+    assert happy.label == "positive" and happy.p_positive > 0.8  # just below the 👍 threshold
+    assert heart.mood == "positive"
     assert mixed.mood == "negative"
 
 

@@ -15,7 +15,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,7 +49,8 @@ EMOJI = {"positive": "👍", "negative": "👎"}
 # On the bf16 path a text's probability moves a little with its batch-mates (the padded length
 # changes bf16 rounding): up to about 0.01 seen; fp32 agrees to 1e-6.
 BATCH_TOLERANCE = 0.02
-TITLES = {"positive": "Positive", "negative": "Negative", "neutral": "Nothing to read"}
+TITLES = {"positive": "Positive", "negative": "Negative", "neutral": "Neutral"}
+NOTHING_TO_READ = "Nothing to read"
 # The corpus mentions these ids; a reply must never carry them as live mentions.
 MENTIONED_IDS = ("123456789012345678", "234567890123456789", "345678901234567890")
 
@@ -239,12 +240,38 @@ def check_answer(
         return
     embed = reply.embeds[0] if reply.embeds else {}
     title = str(embed.get("title", ""))
-    want = TITLES[row.label]
-    failures.check(want in title, case, f"title {title!r} does not say {want!r} (row {row})")
+    description = str(embed.get("description") or "")
+    fields = {f["name"]: f["value"] for f in embed.get("fields", [])}
     if expect == "nothing-to-read":
-        failures.check(row.label == "neutral", case, f"expected Nothing to read, got {title!r}")
-    if row.label != "neutral":
-        fields = {f["name"]: f["value"] for f in embed.get("fields", [])}
+        failures.check(
+            row.unread in ("empty", "unknown"), case, f"expected Nothing to read, got {row}"
+        )
+    if row.unread is not None and row.unread.startswith("language:"):
+        # another language: one line, why it was not read
+        failures.check(
+            not title and not fields and "\n" not in description,
+            case,
+            f"a text in another language is answered in one line, got {embed!r:.200}",
+        )
+        failures.check(
+            description.startswith("😐 Not read: this looks like"), case, description[:120]
+        )
+        check_bodies(failures, case, world, interaction)
+        return
+    if not row.read or (row.label == "neutral" and row.probabilities is None):
+        failures.check(NOTHING_TO_READ in title, case, f"title {title!r}: expected Nothing to read")
+        check_bodies(failures, case, world, interaction)
+        return
+    if row.probabilities is not None:  # a three-way model: the mood in the title, three bars
+        want = TITLES[row.mood]
+        failures.check("Probabilities" in fields, case, f"no probability bars: {fields}")
+        failures.check(
+            ("Not confident enough" in fields) == (row.mood != row.label),
+            case,
+            "not-confident note vs the row",
+        )
+    else:  # a binary model: the label in the title, P(positive), the band note
+        want = TITLES[row.label]
         failures.check(
             fields.get("P(positive)") == f"{row.p_positive:.3f}",
             case,
@@ -253,14 +280,19 @@ def check_answer(
         failures.check(
             ("Neutral band" in fields) == row.in_band, case, "neutral-band note vs the row"
         )
-        description = str(embed.get("description") or "")
-        if description:
-            failures.check(description.startswith("> "), case, "the text is not quoted")
-            for problem in markup_problems(description[2:]):
-                failures.check(False, case, f"reply quote has {problem}: {description[:120]!r}")
-        failures.check(
-            len(description) <= 4096, case, f"description of {len(description)} characters"
-        )
+    failures.check(want in title, case, f"title {title!r} does not say {want!r} (row {row})")
+    if description:
+        failures.check(description.startswith("> "), case, "the text is not quoted")
+        for problem in markup_problems(description[2:]):
+            failures.check(False, case, f"reply quote has {problem}: {description[:120]!r}")
+    failures.check(len(description) <= 4096, case, f"description of {len(description)} characters")
+    check_bodies(failures, case, world, interaction)
+
+
+def check_bodies(
+    failures: Failures, case: Case, world: World, interaction: FakeInteraction
+) -> None:
+    """The reply was sent, and can ping nobody."""
     bodies = reply_bodies(world, interaction)
     failures.check(bool(bodies), case, "no reply body was recorded")
     for body in bodies:
@@ -472,11 +504,32 @@ def test_any_text_gets_a_valid_prediction_in_order(
         p = prediction.p_positive
         assert math.isfinite(p) and 0.0 <= p <= 1.0
         readable = classifier.encoder.readable(classifier.encoder.tokenize([text])[0])
-        if not text.strip() or not readable:
-            assert prediction == EMPTY_PREDICTION  # nothing to read
+        if not text.strip() or not readable or not prediction.read:
+            # nothing to read, or another language: answered without the encoder
+            assert not prediction.read and prediction.probabilities is None
+            assert (prediction.label, prediction.p_positive, prediction.in_band) == (
+                "neutral",
+                0.5,
+                True,
+            )
+            if not text.strip():
+                assert prediction == EMPTY_PREDICTION
+            else:
+                reason = prediction.unread or ""
+                assert reason == "unknown" or reason.startswith("language:")
             continue
-        assert prediction.label == ("positive" if p >= 0.5 else "negative")
-        assert prediction.in_band == (low < p < high)
+        if classifier.three_way:
+            probs = prediction.probabilities
+            assert probs is not None and math.isclose(sum(probs), 1.0, abs_tol=1e-9)
+            assert prediction.label == ("negative", "neutral", "positive")[probs.index(max(probs))]
+            assert prediction.in_band == (
+                prediction.label == "neutral"
+                or (prediction.label == "positive" and probs[2] < high)
+                or (prediction.label == "negative" and probs[0] < 1 - low)
+            )
+        else:
+            assert prediction.label == ("positive" if p >= 0.5 else "negative")
+            assert prediction.in_band == (low < p < high)
         assert prediction.mood in ("neutral", prediction.label)
     # Order is kept: the batch reversed gets the same answers reversed, and the last text
     # alone gets the answer it got among the others.
@@ -496,7 +549,12 @@ def test_any_text_renders_as_a_harmless_embed(text: str) -> None:
     assert markup_problems(quoted) == []
     assert not re.search(r"<@[!&]?\d{17,20}>", quoted)
     band = (0.2, 0.8)
-    for prediction in (EMPTY_PREDICTION, Prediction("positive", 0.9, False)):
+    for prediction in (
+        EMPTY_PREDICTION,
+        Prediction("positive", 0.9, False),
+        Prediction("positive", 0.9, False, probabilities=(0.05, 0.1, 0.85)),
+        Prediction("neutral", 0.5, True, unread="language:fr"),
+    ):
         embed = prediction_embed(text, prediction, band).to_dict()
         json.dumps(embed)  # what discord.py sends must serialise
         assert len(embed.get("description") or "") <= 4096
@@ -548,6 +606,21 @@ _RECORD = st.builds(
     ),
     text=st.none() | _TEXT,
 )
+# What schema 3 adds: nothing (a binary model), a three-way model's P(negative) and P(neutral),
+# or why the text was not read.
+_THREE_WAY = st.floats(min_value=0.0, max_value=1.0).flatmap(
+    lambda negative: st.tuples(
+        st.just(negative), st.floats(min_value=0.0, max_value=max(0.0, 1.0 - negative))
+    )
+)
+_SCHEMA_3 = st.one_of(
+    st.just({}),
+    _THREE_WAY.map(lambda p: {"p_negative": p[0], "p_neutral": p[1]}),
+    st.sampled_from(["empty", "unknown", "language:fr", "language:zh"]).map(
+        lambda reason: {"unread": reason}
+    ),
+)
+_RECORD = st.builds(lambda record, extra: replace(record, **extra), _RECORD, _SCHEMA_3)
 
 
 @settings(

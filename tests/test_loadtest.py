@@ -21,6 +21,7 @@ FIGURES = (
     "messages sent",
     "predictions logged",
     "reactions seen",
+    "read as neutral (silent)",
     "shed (queue full)",
     "throughput",
     "raw classifier",
@@ -79,7 +80,9 @@ def test_burst_every_message_gets_one_row_and_one_reaction(
     assert "invariants: PASS" in text and "FAIL" not in text
     assert report["ok"] is True and report["completed"] is True
     assert report["sent"] == 100 and report["shed"] == 0  # the default queue holds them all
-    assert report["rows"] == report["reactions"] == 100
+    # a three-way model stays silent on what it reads as neutral: stored, not reacted to
+    assert report["rows"] == report["reactions"] + report["silent"] == 100
+    assert report["reactions"] > 50
     assert all(report["invariants"].values()) and len(report["invariants"]) >= 5
     assert report["raw_texts"] == 32 and report["raw_throughput"]
 
@@ -100,7 +103,7 @@ def test_a_tiny_queue_sheds_but_loses_nothing(
     )
     assert rc == 0, text
     assert report["ok"] is True
-    assert report["rows"] == report["reactions"] == 60 - report["shed"]
+    assert report["rows"] == report["reactions"] + report["silent"] == 60 - report["shed"]
     assert report["raw_throughput"] is None  # --raw-messages 0 skips the bare timing
 
 

@@ -560,7 +560,11 @@ async def test_sql_looking_input_goes_through_every_command_without_effect(
         await world.slash("sentiment-admin", {"enabled": True}, user=OWNER, subcommand="store-text")
         for text in SQL_TEXTS:
             reply = await world.slash("sentiment", {"text": text}, user=ALICE)
-            assert "Confidence" in reply.text
+            # an answer (which one depends on the model: bars, or why the text was not read)
+            assert any(
+                what in reply.text
+                for what in ("Confidence", "Probabilities", "Not read", "Nothing to read")
+            ), reply.text
             message = await world.fake.send_message(GENERAL, BOB, text)
             interaction = await world.fake.invoke_message_command(
                 "Analyze sentiment",
@@ -622,7 +626,10 @@ async def test_sql_looking_input_goes_through_every_command_without_effect(
         if MARK in sql or "DROP" in sql or any(i in sql for i in ids):
             problems.append(f"a value in SQL text: {sql!r}")
         literals = set(re.findall(r"'([^']*)'", sql))
-        if not literals <= {"auto", "command", "context_menu", "positive", "negative", "neutral"}:
+        if not literals <= {
+            *("auto", "command", "context_menu", "positive", "negative", "neutral"),
+            *("unread", "empty", "unknown", "language:_%"),  # constants of bot/storage.py
+        }:
             problems.append(f"string literals {literals} in {sql!r}")
         numbers = {int(n) for n in re.findall(r"\d{6,}", sql)}
         if not numbers <= {storage_module.APPLICATION_ID}:

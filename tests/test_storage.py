@@ -151,6 +151,207 @@ async def test_older_file_is_migrated_and_keeps_its_rows(db_path: Path) -> None:
     conn.close()
 
 
+# A database as the binary-era bot (schema 2) left it: predictions of every kind, settings,
+# channels and opt-outs. Column order as in schema 2's CREATE TABLE, without the id.
+BINARY_ERA_ROWS: list[tuple[object, ...]] = [
+    (1, 10, 555, 100, "auto", "negative", 0.1, 0, "old", T0.timestamp(), None),
+    (1, 10, None, 100, "command", "positive", 0.9375, 0, "old", T0.timestamp() + 1.5, "yay 😄"),
+    (1, 11, 556, 200, "auto", "positive", 0.55, 1, "old", T0.timestamp() + 2, None),
+    (1, 11, 557, 200, "context_menu", "neutral", 0.5, 1, "old", T0.timestamp() + 3, "\u200b"),
+    (None, 30, None, 100, "command", "negative", 0.0, 0, "older", 0.000001, "a\x00b"),
+    (2**63 - 1, 2**63 - 1, 2**63 - 1, 2**63 - 1, "auto", "positive", 1.0, 0, "", 4e9, None),
+]
+
+
+def binary_era_database(path: Path) -> list[tuple[object, ...]]:
+    """Create ``path`` with the schema-2 migration steps only (the previous version's DDL, run
+    as the previous version ran it), fill it, and return every row of every table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = plain(path)
+    for step in MIGRATIONS[:2]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute(f"PRAGMA application_id = {storage_module.APPLICATION_ID}")
+    conn.executemany(
+        "INSERT INTO predictions (guild_id, channel_id, message_id, user_id, source, label,"
+        " p_positive, in_band, model_version, created_at, text) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        BINARY_ERA_ROWS,
+    )
+    conn.execute(
+        "INSERT INTO guild_settings VALUES (1, '🎉', NULL, 0.3, 0.7, 1, 30)",
+    )
+    conn.execute("INSERT INTO auto_channels VALUES (1, 10)")
+    conn.execute("INSERT INTO opt_outs VALUES (300, 1.0)")
+    snapshot = dump(conn)
+    conn.close()
+    return snapshot
+
+
+def dump(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+    """Every row of the schema-2 tables, the predictions by their schema-2 columns."""
+    rows: list[tuple[object, ...]] = []
+    rows += conn.execute(
+        "SELECT id, guild_id, channel_id, message_id, user_id, source, label, p_positive,"
+        " in_band, model_version, created_at, text FROM predictions ORDER BY id"
+    ).fetchall()
+    for table in ("guild_settings", "auto_channels", "opt_outs"):
+        rows += [(table, *row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
+    return rows
+
+
+async def test_binary_era_database_migrates_without_changing_a_row(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = binary_era_database(db_path)
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    storage = await Storage.open(db_path)
+    try:
+        assert f"Migrated {db_path} from schema 2 to {SCHEMA_VERSION}" in caplog.text
+        # every old row reads back as it was written, with no three-way fields
+        rows = await storage.history(HistoryFilter(guild_id=ANY_GUILD), limit=100)
+        assert len(rows) == len(BINARY_ERA_ROWS)
+        for row in rows:
+            old = BINARY_ERA_ROWS[row.id - 1]
+            assert (
+                row.guild_id,
+                row.channel_id,
+                row.message_id,
+                row.user_id,
+                row.source,
+                row.label,
+                row.p_positive,
+                int(row.in_band),
+                row.model_version,
+                row.created_at.timestamp(),
+                row.text,
+            ) == old
+            assert (row.p_negative, row.p_neutral, row.unread) == (None, None, None)
+            assert row.probabilities is None and row.read
+        # what the old rows meant is what they mean now: moods, filters, settings, opt-outs
+        assert await storage.mood_counts(HistoryFilter(guild_id=1)) == {
+            "positive": 1,
+            "negative": 1,
+            "neutral": 2,
+            "unread": 0,
+        }
+        neutral = await storage.history(HistoryFilter(guild_id=1, mood="neutral"))
+        assert [r.message_id for r in neutral] == [557, 556]
+        settings = await storage.guild_settings(1)
+        assert (settings.positive_emoji, settings.band, settings.retention_days) == (
+            "🎉",
+            (0.3, 0.7),
+            30,
+        )
+        assert settings.auto_channels == frozenset({10}) and settings.store_auto_text
+        assert storage.opted_out(300)
+        # new rows keep the new fields, beside the old ones
+        three = rec(message_id=600, p_negative=0.125, p_neutral=0.25, created_at=T0 + timedelta(1))
+        unread = rec(
+            message_id=601,
+            label="neutral",
+            p_positive=0.5,
+            in_band=True,
+            unread="language:fr",
+            created_at=T0 + timedelta(2),
+        )
+        storage.start_writer()
+        assert storage.submit(three) and storage.submit(unread)
+        await storage.flush()
+        new = {r.message_id: r for r in await storage.history(HistoryFilter(guild_id=1))}
+        assert (new[600].p_negative, new[600].p_neutral, new[600].unread) == (0.125, 0.25, None)
+        assert new[600].probabilities == (0.125, 0.25, 0.625)
+        assert (new[601].unread, new[601].p_negative, new[601].read) == ("language:fr", None, False)
+    finally:
+        await storage.close()
+    conn = plain(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        after = dump(conn)
+        assert [r for r in after if r[0] not in (7, 8)] == before  # the two new rows aside
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
+    # the operator CLI reads the migrated file too
+    assert len(read_history(db_path, HistoryFilter(guild_id=ANY_GUILD), limit=100)) == 8
+
+
+async def test_a_failed_migration_leaves_the_binary_era_file_as_it_was(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = binary_era_database(db_path)
+    broken = (*MIGRATIONS[:2], (*MIGRATIONS[2][:2], "ALTER TABLE nowhere ADD COLUMN x"))
+    monkeypatch.setattr(storage_module, "MIGRATIONS", broken)
+    with pytest.raises(StorageError, match="cannot use"):
+        await Storage.open(db_path)
+    conn = plain(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert dump(conn) == before
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(predictions)")]
+        assert "p_negative" not in columns and "unread" not in columns
+    finally:
+        conn.close()
+
+
+async def test_three_way_probabilities_and_unread_reasons_round_trip(store: Storage) -> None:
+    records = [
+        rec(message_id=1, p_negative=0.1, p_neutral=0.2, p_positive=0.875),
+        rec(message_id=2, label="neutral", in_band=True, p_negative=0.05, p_neutral=0.9),
+        rec(message_id=3, label="negative", p_positive=0.0, p_negative=1.0, p_neutral=0.0),
+        rec(message_id=4),  # a binary model's
+        *(
+            rec(message_id=5 + i, label="neutral", p_positive=0.5, in_band=True, unread=reason)
+            for i, reason in enumerate(["empty", "unknown", "language:fr", "language:zh"])
+        ),
+    ]
+    for i, record in enumerate(records):
+        await store.add(replace(record, created_at=T0 + timedelta(minutes=i)))
+    rows = {r.message_id: r for r in await store.history(HistoryFilter(guild_id=1), limit=20)}
+    for record in records:
+        stored = rows[record.message_id]
+        assert (stored.p_negative, stored.p_neutral, stored.unread) == (
+            record.p_negative,
+            record.p_neutral,
+            record.unread,
+        )
+    assert read_history(store.path, HistoryFilter(guild_id=1), limit=20) == await store.history(
+        HistoryFilter(guild_id=1), limit=20
+    )
+    # a text not read counts under no mood, and no mood filter finds it
+    flt = HistoryFilter(guild_id=1)
+    assert await store.mood_counts(flt) == {
+        "positive": 2,
+        "negative": 1,
+        "neutral": 1,
+        "unread": 4,
+    }
+    assert read_mood_counts(store.path, flt) == await store.mood_counts(flt)
+    assert await ids(store, replace(flt, mood="neutral")) == [2]
+    assert await ids(store, replace(flt, mood="positive")) == [4, 1]
+    assert await store.count(flt) == 8
+    (bucket,) = await store.mood_over_time(flt, bucket="day")
+    assert bucket[1] == {"positive": 2, "negative": 1, "neutral": 1, "unread": 4}
+
+
+async def test_the_database_refuses_inconsistent_three_way_rows(store: Storage) -> None:
+    """The CHECK constraints hold even for a writer that skips PredictionRecord's checks."""
+    good = storage_module._record_params(rec(p_negative=0.5, p_neutral=0.25))
+    bad_rows = {
+        "one probability alone": (*good[:11], 0.5, None, None),
+        "a probability above 1": (*good[:11], 1.5, 0.0, None),
+        "more than 1 in all": (*good[:11], 0.75, 0.5, None),
+        "an unknown reason": (*good[:11], None, None, "because"),
+        "probabilities of a text not read": (*good[:11], 0.5, 0.25, "empty"),
+    }
+    for what, row in bad_rows.items():
+        with pytest.raises(sqlite3.IntegrityError):
+            await store._db.execute(storage_module._INSERT_SQL, row)
+        assert await store.count(HistoryFilter(guild_id=1)) == 0, what
+    await store._db.execute(storage_module._INSERT_SQL, good)
+    assert await store.count(HistoryFilter(guild_id=1)) == 1
+
+
 async def test_newer_file_is_refused_and_untouched(db_path: Path) -> None:
     storage = await Storage.open(db_path)
     await storage.add(rec(text="precious"))
@@ -235,6 +436,31 @@ def test_records_are_validated_with_clear_messages() -> None:
         HistoryFilter(guild_id=1, since=T0, until=T0 - timedelta(1))
     assert rec(in_band=True).mood == "neutral"
     assert rec(label="negative").mood == "negative"
+    # a three-way model's probabilities: both or neither, each in [0, 1], P(positive) >= 0
+    with pytest.raises(ValueError, match="p_negative and p_neutral go together"):
+        rec(p_negative=0.2)
+    with pytest.raises(ValueError, match="p_negative and p_neutral go together"):
+        rec(p_neutral=0.2)
+    with pytest.raises(ValueError, match=r"p_neutral must lie in \[0, 1\]"):
+        rec(p_negative=0.1, p_neutral=-0.1)
+    with pytest.raises(ValueError, match="p_negative must lie"):
+        rec(p_negative=float("nan"), p_neutral=0.1)
+    with pytest.raises(TypeError, match="p_negative must be a float"):
+        rec(p_negative=True, p_neutral=0.0)
+    with pytest.raises(ValueError, match=r"p_negative \+ p_neutral must be at most 1"):
+        rec(p_negative=0.7, p_neutral=0.4)
+    # why a text was not read: a known reason, and then no probabilities
+    for bad in ("", "french", "language:", "language:f r", "EMPTY", 3):
+        with pytest.raises(ValueError, match="unread must be None, 'empty', 'unknown'"):
+            rec(label="neutral", in_band=True, unread=bad)
+    with pytest.raises(ValueError, match="has no probabilities"):
+        rec(unread="language:fr", p_negative=0.1, p_neutral=0.1)
+    three = rec(p_negative=0.25, p_neutral=0.5, p_positive=0.5)
+    assert three.probabilities == (0.25, 0.5, 0.25) and three.read
+    assert rec().probabilities is None  # a binary model's
+    assert rec(p_negative=0.6, p_neutral=0.4 + 1e-9).probabilities == (0.6, 0.4 + 1e-9, 0.0)
+    unread = rec(label="neutral", p_positive=0.5, in_band=True, unread="language:fr")
+    assert not unread.read and unread.mood == "neutral" and unread.probabilities is None
     assert rec(created_at=T0.astimezone(timezone(timedelta(hours=-5)))).created_at.tzinfo is UTC
 
 
@@ -461,16 +687,19 @@ async def test_mood_counts(store: Storage) -> None:
         "positive": 1,
         "negative": 2,
         "neutral": 2,
+        "unread": 0,
     }
     assert await store.mood_counts(HistoryFilter(guild_id=1, user_id=200)) == {
         "positive": 0,
         "negative": 1,
         "neutral": 1,
+        "unread": 0,
     }
     assert await store.mood_counts(HistoryFilter(guild_id=9)) == {
         "positive": 0,
         "negative": 0,
         "neutral": 0,
+        "unread": 0,
     }
 
 
@@ -488,7 +717,7 @@ async def test_mood_over_time_buckets_in_utc(store: Storage) -> None:
     flt = HistoryFilter(guild_id=1)
 
     def c(pos: int = 0, neg: int = 0, neu: int = 0) -> dict[str, int]:
-        return {"positive": pos, "negative": neg, "neutral": neu}
+        return {"positive": pos, "negative": neg, "neutral": neu, "unread": 0}
 
     assert await store.mood_over_time(flt, bucket="hour") == [
         (monday + timedelta(hours=1), c(1, 1)),

@@ -223,7 +223,7 @@ def test_evaluate_on_the_chat_set(
     assert code == 0
     out = capsys.readouterr().out
     assert "chat_eval.tsv" in out and "355 messages" in out
-    assert "neutral caught by the band" in out and "three-way accuracy" in out
+    assert "neutral left silent" in out and "three-way accuracy" in out
     report = json.loads(report_path.read_text())
     assert report["n"] == 355 and report["n_neutral"] == 95
     assert 0.5 < report["polar_accuracy"] <= 1.0

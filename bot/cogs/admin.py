@@ -72,10 +72,17 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         embed.add_field(
             name="Emoji", value=f"{settings.positive_emoji} / {settings.negative_emoji}"
         )
-        embed.add_field(
-            name="Neutral band",
-            value=f"{band[0]:.2f} … {band[1]:.2f}" + ("" if settings.band else " (model's)"),
-        )
+        whose = "" if settings.band else " (model's)"
+        if self.bot.classifier.three_way:
+            # The band read as per-class thresholds (see model.Prediction).
+            embed.add_field(
+                name="Reacts",
+                value=f"{settings.positive_emoji} when P(positive) ≥ {band[1]:.2f}, "
+                f"{settings.negative_emoji} when P(negative) ≥ {1.0 - band[0]:.2f}{whose}",
+                inline=False,
+            )
+        else:
+            embed.add_field(name="Neutral band", value=f"{band[0]:.2f} … {band[1]:.2f}{whose}")
         embed.add_field(
             name="Store text of reacted messages", value="on" if settings.store_auto_text else "off"
         )
@@ -130,11 +137,13 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         await self._show(interaction, settings, "Emoji updated.")
 
     @app_commands.command(
-        name="band", description="Override the neutral band (leave both out to reset)"
+        name="band",
+        description="Override when the bot reacts (leave both out to reset to the model's)",
     )
     @app_commands.describe(
-        low="Silent when P(positive) is above this (0 to 0.5)",
-        high="... and below this (0.5 to 1)",
+        low="Binary model: silent above this P(positive) (0-0.5). "
+        "Three-way: 👎 needs P(negative) ≥ 1 - low",
+        high="Binary model: ...and below this (0.5-1). Three-way: 👍 needs P(positive) ≥ high",
     )
     async def band(
         self,
@@ -142,6 +151,9 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         low: app_commands.Range[float, 0.0, 0.5] | None = None,
         high: app_commands.Range[float, 0.5, 1.0] | None = None,
     ) -> None:
+        # For a binary model, low..high is the neutral band of P(positive); for a three-way
+        # model the same pair reads as thresholds: 👍 when P(positive) >= high, 👎 when
+        # P(negative) >= 1 - low (see model.Prediction).
         assert interaction.guild_id is not None
         if (low is None) != (high is None):
             await send(
@@ -154,7 +166,8 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
             (low, high) if low is not None and high is not None else "reset"
         )
         settings = await self.bot.storage.update_guild_settings(interaction.guild_id, band=band)
-        await self._show(interaction, settings, "Neutral band updated.")
+        what = "Reaction thresholds" if self.bot.classifier.three_way else "Neutral band"
+        await self._show(interaction, settings, f"{what} updated.")
 
     @app_commands.command(
         name="store-text", description="Keep the text of messages the bot reacts to"

@@ -140,10 +140,11 @@ class SentimentCog(commands.Cog):
             return
         finally:
             self._in_progress.discard(message.id)
-        if prediction.in_band:
+        # Silent on a text the model did not read, a neutral one, and one it is not sure of.
+        if not prediction.read or prediction.mood == "neutral":
             return
         emoji = (
-            settings.positive_emoji if prediction.label == "positive" else settings.negative_emoji
+            settings.positive_emoji if prediction.mood == "positive" else settings.negative_emoji
         )
         await self._react(message, emoji)
 

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import discord
 
 from bot.config import DEFAULT_DATABASE, Secret, Settings
+from bot.render import mood_probability, why_silent
 from bot.sandbox.fake_discord import (
     DEFAULT_TOKEN,
     ClientDiedError,
@@ -642,18 +643,14 @@ class Sandbox:
         if row is None:
             return "no reaction, and the bot stored no prediction for it"
         if row.mood == "neutral":
-            low, high = settings.band or self.bot.classifier.band
-            return (
-                f"no reaction: neutral, P(positive) {row.p_positive:.2f} lies inside the band "
-                f"{low:.2f}..{high:.2f}, too close to call"
-            )
+            return f"no reaction: {why_silent(row, settings.band or self.bot.classifier.band)}"
         with contextlib.suppress(TimeoutError):
             await self.fake.wait_for(
                 lambda: bool(self.fake.active_reactions(message_id)), REACTION_TIMEOUT_S
             )
-        return self._reacted(message_id, f" ({row.mood}, P(positive) {row.p_positive:.2f})") or (
+        return self._reacted(message_id, f" ({row.mood}, {mood_probability(row)})") or (
             f"no reaction although the bot read it as {row.mood} "
-            f"(P(positive) {row.p_positive:.2f}); see {self.log_hint}"
+            f"({mood_probability(row)}); see {self.log_hint}"
         )
 
     async def _auto_row(self, message_id: int) -> StoredPrediction | None:
