@@ -85,7 +85,7 @@ from model.train import (
     train_three_way,
 )
 
-DEFAULT_OUTPUT = Path("artifacts/classifier.joblib")
+DEFAULT_OUTPUT = Path("artifacts/classifier.safetensors")
 T = TypeVar("T")
 
 
@@ -219,15 +219,41 @@ def _write_report(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2, sort_keys=True, default=float) + "\n")
 
 
-def _check_writable(path: Path) -> None:
-    folder = path.parent
+def _check_writable(
+    path: Path, flag: str = "--output", *, given: Path | None = None, folder: bool = False
+) -> None:
+    """Fail at once, before any work, if ``path`` cannot be written: it is a folder where a
+    file goes (or a file where a folder goes, ``folder=True``), an existing one is read-only,
+    or its parent folder cannot be created or written. ``flag`` names the option to fix and
+    ``given`` its value, when ``path`` is a file written beside it (``x.report.json``)."""
+    what = f"{flag} {path}" if given is None else f"{path} (written beside {flag} {given})"
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise UsageError(
+                f"{what} is a file where a folder goes. Move it aside or pick another {flag}."
+            )
+    elif path.is_dir():
+        fix = (
+            f"give a file path, e.g. {path / _default_name(flag)}"
+            if given is None
+            else f"move it aside or pick another {flag}"
+        )
+        raise UsageError(f"{what} is a folder; {fix}.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{what} exists and is not writable. Pick another {flag}.")
+    parent = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        msg = f"cannot create {folder} for the output ({exc}). Pick another --output."
+        reason = exc.strerror or type(exc).__name__
+        msg = f"cannot create the folder {parent} for {what} ({reason}). Pick another {flag}."
         raise UsageError(msg) from None
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{folder} is not writable. Pick another --output.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{parent} is not writable ({what}). Pick another {flag}.")
+
+
+def _default_name(flag: str) -> str:
+    return {"--report": "report.json", "--plot": "reliability.png"}.get(flag, DEFAULT_OUTPUT.name)
 
 
 def _run(main: Callable[[list[str] | None], int], argv: Sequence[str] | None) -> int:
@@ -427,7 +453,15 @@ def _train(argv: list[str] | None) -> int:
     )
     _add_runtime_options(parser)
     args = parser.parse_args(argv)
+    # Everything the run will write, checked now rather than after minutes of training.
     _check_writable(args.output)
+    if args.report is not None:
+        _check_writable(args.report, "--report")
+    for suffix in (".report.json", ".reliability.png", ".finetune.png"):
+        if suffix != ".report.json" or args.report is None:
+            _check_writable(args.output.with_suffix(suffix), given=args.output)
+    if args.finetune:
+        _check_writable(args.output.with_suffix(".adapter"), given=args.output, folder=True)
 
     if args.finetune and args.adapter is not None:
         raise UsageError("give --finetune (train a new adapter) or --adapter DIR, not both.")
@@ -674,6 +708,11 @@ def _evaluate(argv: list[str] | None) -> int:
     parser.add_argument("--plot", type=Path, help="also draw the reliability diagram (PNG) here")
     _add_runtime_options(parser)
     args = parser.parse_args(argv)
+    # The outputs, checked before the model is loaded and the data embedded.
+    if args.report is not None:
+        _check_writable(args.report, "--report")
+    if args.plot is not None:
+        _check_writable(args.plot, "--plot")
 
     batch, threads = _runtime(args)
     path = artifact_path_from(args.artifact)

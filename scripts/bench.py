@@ -23,7 +23,7 @@ runs only that path. Each path runs in its own subprocess so memory figures do n
     python scripts/bench.py                 # all paths, prints a table (about 6 minutes, 2 cores)
     python scripts/bench.py --quick         # fewer training rows and runs, for a smoke test
     python scripts/bench.py --json bench.json
-    python scripts/bench.py --artifact model/artifacts/default.joblib --paths de   # the tuned one
+    python scripts/bench.py --artifact model/artifacts/default.safetensors --paths de  # tuned
 """
 
 from __future__ import annotations

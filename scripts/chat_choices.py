@@ -3,8 +3,9 @@
 get: the three-way classifier refitted for each choice on one encoder's embeddings (from the
 embedding cache that sentiment-train fills), every one scored on the same dev rows.
 
-    python scripts/chat_choices.py --artifact model/artifacts/default.joblib
-    python scripts/chat_choices.py --artifact model/artifacts/default.joblib --C 0.1 --limit 2000
+    python scripts/chat_choices.py --artifact model/artifacts/default.safetensors
+    python scripts/chat_choices.py --C 0.1 --limit 2000 \\
+        --artifact model/artifacts/default.safetensors
 
 Each choice is judged on three dev sets that do not depend on it: SST-2 dev (positive against
 negative), GoEmotions dev "clean" (comments whose emotions all fall in one group: positive,

@@ -1,4 +1,5 @@
-"""Artifact round trip and every way a file can be unusable."""
+"""Artifact round trip and every way a file can be unusable (the safetensors format and the
+legacy joblib loader's refusals: tests/test_artifact_safety.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from model.artifact import (
     ArtifactError,
     default_artifact_path,
     load_artifact,
+    read_payload,
     save_artifact,
+    write_payload,
 )
 from model.encoder import EncoderSpec
 from model.finetune import FinetuneOptions
@@ -38,7 +41,7 @@ def make_artifact() -> Artifact:
 
 def test_round_trip(tmp_path: Path) -> None:
     original = make_artifact()
-    path = tmp_path / "a.joblib"
+    path = tmp_path / "a.safetensors"
     save_artifact(original, path)
     loaded = load_artifact(path)
     assert loaded.encoder == original.encoder
@@ -51,9 +54,9 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_payload_holds_only_plain_values(tmp_path: Path) -> None:
     """No pickled estimator: the file loads with nothing from scikit-learn imported."""
-    path = tmp_path / "a.joblib"
+    path = tmp_path / "a.safetensors"
     save_artifact(make_artifact(), path)
-    payload = joblib.load(path)
+    payload = read_payload(path)
 
     def plain(value: Any) -> bool:
         if isinstance(value, dict):
@@ -66,7 +69,7 @@ def test_payload_holds_only_plain_values(tmp_path: Path) -> None:
 
 
 def test_truncated_file(tmp_path: Path) -> None:
-    path = tmp_path / "a.joblib"
+    path = tmp_path / "a.safetensors"
     save_artifact(make_artifact(), path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ArtifactError, match="truncated or corrupt"):
@@ -87,25 +90,32 @@ def test_foreign_pickle(tmp_path: Path) -> None:
         load_artifact(path)
 
 
-def write_payload(path: Path, **changes: Any) -> Path:
+def changed_file(path: Path, **changes: Any) -> Path:
+    """A payload with changes: safetensors for a .safetensors path, else a legacy joblib file
+    (which can hold values no safetensors array can, e.g. a string for 'coef')."""
     payload = make_artifact().to_payload()
     for key, value in changes.items():
         if value is None:
             del payload[key]
         else:
             payload[key] = value
-    joblib.dump(payload, path)
+    if path.suffix == ".safetensors":
+        write_payload(payload, path)
+    else:
+        joblib.dump(payload, path)
     return path
 
 
-def test_missing_key(tmp_path: Path) -> None:
-    path = write_payload(tmp_path / "a.joblib", coef=None)
+@pytest.mark.parametrize("name", ["a.safetensors", "a.joblib"])
+def test_missing_key(tmp_path: Path, name: str) -> None:
+    path = changed_file(tmp_path / name, coef=None)
     with pytest.raises(ArtifactError, match="missing 'coef'"):
         load_artifact(path)
 
 
-def test_too_new_schema_version(tmp_path: Path) -> None:
-    path = write_payload(tmp_path / "a.joblib", schema_version=SCHEMA_VERSION + 1)
+@pytest.mark.parametrize("name", ["a.safetensors", "a.joblib"])
+def test_too_new_schema_version(tmp_path: Path, name: str) -> None:
+    path = changed_file(tmp_path / name, schema_version=SCHEMA_VERSION + 1)
     with pytest.raises(ArtifactError, match="newer Sentiment Bot"):
         load_artifact(path)
 
@@ -128,22 +138,29 @@ def test_too_new_schema_version(tmp_path: Path) -> None:
     ],
 )
 def test_wrong_contents(tmp_path: Path, change: dict[str, Any], message: str) -> None:
-    path = write_payload(tmp_path / "a.joblib", **change)
+    path = changed_file(tmp_path / "a.joblib", **change)
     with pytest.raises(ArtifactError, match=message):
         load_artifact(path)
+    if not isinstance(change.get("coef", 0.0), str):  # the same through the safetensors format
+        path = changed_file(tmp_path / "a.safetensors", **change)
+        with pytest.raises(ArtifactError, match=message):
+            load_artifact(path)
 
 
 def test_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="sentiment-train --output"):
-        load_artifact(tmp_path / "none.joblib")
+        load_artifact(tmp_path / "none.safetensors")
 
 
 def test_committed_default_is_valid() -> None:
     """The default is the three-way chat model: all-MiniLM-L6-v2 fine-tuned with a committed
     LoRA adapter, taught from the SST-2 adapter; the binary SST-2 model stays available as
-    sst2.joblib, the frozen encoder as frozen.joblib."""
+    sst2.safetensors, the frozen encoder as frozen.safetensors. Converting them from joblib to
+    safetensors kept every model's version."""
     path = default_artifact_path()
+    assert path.name == "default.safetensors"
     artifact = load_artifact(path)
+    assert artifact.version == "3e6c2ccceab5"
     assert artifact.encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert artifact.encoder.pooling == "mean"
     assert artifact.three_way and artifact.coef.shape == (3, 384)
@@ -156,7 +173,8 @@ def test_committed_default_is_valid() -> None:
     tuned = artifact.training["finetune"]
     assert tuned["adapter_digest"] == artifact.encoder.adapter_digest
     assert tuned["finetune_on"] == "both"
-    sst2 = load_artifact(path.with_name("sst2.joblib"))
+    sst2 = load_artifact(path.with_name("sst2.safetensors"))
+    assert sst2.version == "49b7d7735d29"
     assert tuned["init_adapter_digest"] == sst2.encoder.adapter_digest
     # the README's command: one epoch from the SST-2 adapter, the other fine-tuning defaults
     defaults = FinetuneOptions().identity()
@@ -170,7 +188,8 @@ def test_committed_default_is_valid() -> None:
     assert sst2.encoder.adapter_digest == adapter_digest(path.with_name("sst2.adapter"))
     assert {key: sst2.training["finetune"][key] for key in defaults} == defaults
 
-    frozen = load_artifact(path.with_name("frozen.joblib"))
+    frozen = load_artifact(path.with_name("frozen.safetensors"))
+    assert frozen.version == "88bbc84967fa"
     assert frozen.encoder.adapter is None and frozen.encoder.text_normalizer == "chat"
     assert frozen.training["train_on"] == "both"
 

@@ -113,11 +113,11 @@ def test_serving_path_other_than_the_fitted_one_is_warned(
     # an artifact fitted on bf16, on a CPU without native bf16: served fp32, with a warning
     artifact = load_artifact(default_artifact_path())
     fitted_bf16 = replace(artifact, encoder=replace(artifact.encoder, precision="bf16"))
-    save_artifact(fitted_bf16, tmp_path / "bf16.joblib")
+    save_artifact(fitted_bf16, tmp_path / "bf16.safetensors")
     caplog.clear()
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
     with caplog.at_level("WARNING", logger="model.classifier"):
-        fallback = SentimentClassifier.load(tmp_path / "bf16.joblib")
+        fallback = SentimentClassifier.load(tmp_path / "bf16.safetensors")
     assert fallback.encoder.spec.precision == "fp32"
     assert "no native bf16" in caplog.text
     # and the answers barely move

@@ -124,16 +124,18 @@ def test_artifact_records_the_adapter_and_travels_with_it(
         encoder, data, data, data, options=TrainOptions(c_grid=(1.0,), n_jobs=1),
         progress=False, log=lambda _: None,
     )  # fmt: skip
-    save_artifact(trained.artifact, tmp_path / "m" / "clf.joblib")
+    save_artifact(trained.artifact, tmp_path / "m" / "clf.safetensors")
     # the artifact stores the adapter relative to itself: move the folder, it still loads
     shutil.move(tmp_path / "m", tmp_path / "moved")
-    loaded = load_artifact(tmp_path / "moved" / "clf.joblib")
+    loaded = load_artifact(tmp_path / "moved" / "clf.safetensors")
     assert loaded.encoder.adapter == str((tmp_path / "moved" / "clf.adapter").resolve())
     assert loaded.encoder.adapter_digest == result.adapter_digest
     assert loaded.version == trained.artifact.version  # the adapter's place is not the model
     # the moved artifact answers exactly as the model that was trained: same merged encoder,
     # same weights (whatever numeric path this CPU gives both)
-    classifier = SentimentClassifier.load(tmp_path / "moved" / "clf.joblib", language_gate=False)
+    classifier = SentimentClassifier.load(
+        tmp_path / "moved" / "clf.safetensors", language_gate=False
+    )
     assert classifier.encoder.fingerprint == encoder.fingerprint
     p = classifier.probabilities(classifier.encoder.encode(data.texts))
     expected = SentimentClassifier(trained.artifact, encoder).probabilities(

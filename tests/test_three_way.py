@@ -7,7 +7,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 
@@ -16,7 +15,9 @@ from model.artifact import (
     Artifact,
     ArtifactError,
     load_artifact,
+    read_payload,
     save_artifact,
+    write_payload,
 )
 from model.classifier import EMPTY_PREDICTION, Prediction, SentimentClassifier
 from model.cli import evaluate_main, train_main
@@ -39,9 +40,9 @@ def three_way_artifact(dim: int = 4) -> Artifact:
 
 def test_three_way_artifact_round_trip(tmp_path: Path) -> None:
     artifact = three_way_artifact()
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.safetensors"
     save_artifact(artifact, path)
-    payload = joblib.load(path)
+    payload = read_payload(path)
     # plain arrays and numbers: loadable after any library upgrade
     assert payload["schema_version"] == 2 and payload["labels"] == list(THREE_WAY_LABELS)
     assert isinstance(payload["coef"], np.ndarray) and payload["coef"].shape == (3, 4)
@@ -57,9 +58,9 @@ def test_three_way_artifact_round_trip(tmp_path: Path) -> None:
 
 def test_binary_artifacts_stay_schema_1(tmp_path: Path) -> None:
     binary = Artifact(encoder=SPEC, coef=np.ones(4), intercept=0.5, band=(0.3, 0.7))
-    save_artifact(binary, tmp_path / "b.joblib")
-    assert joblib.load(tmp_path / "b.joblib")["schema_version"] == 1
-    assert not load_artifact(tmp_path / "b.joblib").three_way
+    save_artifact(binary, tmp_path / "b.safetensors")
+    assert read_payload(tmp_path / "b.safetensors")["schema_version"] == 1
+    assert not load_artifact(tmp_path / "b.safetensors").three_way
 
 
 @pytest.mark.parametrize(
@@ -74,11 +75,11 @@ def test_binary_artifacts_stay_schema_1(tmp_path: Path) -> None:
 def test_broken_three_way_artifacts_are_refused(
     tmp_path: Path, change: dict[str, object], problem: str
 ) -> None:
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.safetensors"
     save_artifact(three_way_artifact(), path)
-    payload = joblib.load(path)
+    payload = read_payload(path)
     payload.update(change)
-    joblib.dump(payload, path)
+    write_payload(payload, path)
     with pytest.raises(ArtifactError, match=problem) as info:
         load_artifact(path)
     assert "Retrain it with sentiment-train" in str(info.value)
@@ -132,7 +133,7 @@ def tiny_three_way(
     sst2_dir: Path, goemotions_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     work = tmp_path_factory.mktemp("three")
-    output = work / "chat.joblib"
+    output = work / "chat.safetensors"
     argv = ["--task", "three-way", "--data-dir", str(sst2_dir), "--chat-data",
             str(goemotions_dir), "--limit", "150", "--cache-dir", str(work / "cache"),
             "--quiet", "--C", "0.1", "1", "--precision", "fp32",
@@ -178,7 +179,7 @@ def test_tutorial_configuration_end_to_end(
     """The tutorial: DistilBERT's [CLS] vector + a binary logistic regression on SST-2; it
     trains, loads and serves with the neutral band (a tiny random DistilBERT stands in for
     distilbert-base-uncased, which needs the hub)."""
-    output = tmp_path / "distilbert.joblib"
+    output = tmp_path / "distilbert.safetensors"
     argv = ["--encoder", str(tiny_distilbert), "--pooling", "cls", "--data-dir", str(sst2_dir),
             "--limit", "64", "--quiet", "--no-cache", "--C", "1", "--precision", "fp32",
             "--output", str(output)]  # fmt: skip

@@ -25,7 +25,7 @@ def trained(sst2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     work = tmp_path_factory.mktemp("train")
     argv = ["--data-dir", str(sst2_dir), "--limit", "300", "--cache-dir", str(work / "cache"),
             "--quiet", "--C", "0.01", "0.1", "1"]  # fmt: skip
-    first = work / "first.joblib"
+    first = work / "first.safetensors"
     assert train_main([*argv, "--output", str(first)]) == 0
     return {"work": work, "argv": argv, "first": first}
 
@@ -61,7 +61,7 @@ def test_train_writes_artifact_report_and_reliability_diagram(trained: dict) -> 
 def test_retrain_from_cache_is_fast_and_reproducible(
     trained: dict, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    second = trained["work"] / "second.joblib"
+    second = trained["work"] / "second.safetensors"
     capsys.readouterr()
     assert train_main([*trained["argv"], "--output", str(second)]) == 0
     out = capsys.readouterr().out
@@ -100,7 +100,7 @@ def test_calibration_changes_confidence_never_a_decision(
     worse with it."""
     from model.data import load_labelled
 
-    raw_path = trained["work"] / "raw.joblib"
+    raw_path = trained["work"] / "raw.safetensors"
     argv = [*trained["argv"], "--calibration", "none", "--output", str(raw_path)]
     assert train_main(argv) == 0
     assert "calibrated on dev" not in capsys.readouterr().out
@@ -174,7 +174,7 @@ def test_evaluate_any_labelled_csv(
 def test_user_mistakes_give_one_clear_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert evaluate_main(["--artifact", str(tmp_path / "missing.joblib"), "--quiet"]) == 2
+    assert evaluate_main(["--artifact", str(tmp_path / "missing.safetensors"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: classifier artifact") and "sentiment-train" in err
     assert "Traceback" not in err
@@ -240,7 +240,7 @@ def test_finetune_through_the_command(
 ) -> None:
     """--finetune on the bundled encoder, a few steps: adapter next to the artifact, the
     artifact loads with it merged, the report says how it was tuned, and a loss picture."""
-    output = tmp_path / "m" / "tuned.joblib"
+    output = tmp_path / "m" / "tuned.safetensors"
     argv = ["--data-dir", str(sst2_dir), "--limit", "64", "--quiet", "--C", "1",
             "--cache-dir", str(tmp_path / "cache"),
             "--checkpoint-dir", str(tmp_path / "ckpt")]  # fmt: skip
@@ -265,7 +265,7 @@ def test_finetune_through_the_command(
     assert not any("lora" in name for name, _ in classifier.encoder.model.named_parameters())
 
     # and with the adapter given back: only the classifier is refitted, to the same model
-    again = tmp_path / "again.joblib"
+    again = tmp_path / "again.safetensors"
     assert train_main([*argv, "--adapter", str(adapter), "--output", str(again)]) == 0
     assert load_artifact(again).version == load_artifact(output).version
 
@@ -273,7 +273,7 @@ def test_finetune_through_the_command(
 def test_finetune_mistakes_give_one_clear_line(
     sst2_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--data-dir", str(sst2_dir), "--quiet", "--output", str(tmp_path / "x.joblib")]
+    argv = ["--data-dir", str(sst2_dir), "--quiet", "--output", str(tmp_path / "x.safetensors")]
     assert train_main([*argv, "--finetune", "--adapter", str(tmp_path)]) == 2
     assert "not both" in capsys.readouterr().err
     assert train_main([*argv, "--finetune-on", "phrases"]) == 2
