@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import csv
 import logging
+import re
 import signal
+import sqlite3
 import sys
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,12 +127,18 @@ def history_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--user", type=int, help="only this user id")
     parser.add_argument("--channel", type=int, help="only this channel id")
     parser.add_argument("--mood", choices=("positive", "negative", "neutral"))
-    parser.add_argument("--days", type=int, help="only the last N days")
+    parser.add_argument("--days", type=int, help=f"only the last N days (1 to {MAX_DAYS})")
     parser.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
     parser.add_argument("--offset", type=int, default=0, help="rows to skip (paging)")
     parser.add_argument("--csv", action="store_true", help="CSV instead of a table")
     parser.add_argument("--stats", action="store_true", help="totals and mood shares only")
     args = parser.parse_args(argv)
+    # Every mistake in the arguments, one line each, before the database is opened.
+    mistakes = _argument_mistakes(args)
+    if mistakes:
+        for line in mistakes:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     try:
         db = args.db or Settings.from_env(require_token=False).database
     except SettingsError as exc:
@@ -141,9 +150,6 @@ def history_main(argv: Sequence[str] | None = None) -> int:
             "database file.",
             file=sys.stderr,
         )
-        return 2
-    if args.limit < 1 or args.offset < 0 or (args.days is not None and args.days < 1):
-        print("error: --limit and --days must be >= 1 and --offset >= 0.", file=sys.stderr)
         return 2
     flt = HistoryFilter(
         guild_id=args.guild if args.guild is not None else ANY_GUILD,
@@ -160,7 +166,50 @@ def history_main(argv: Sequence[str] | None = None) -> int:
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:
+        if _errorname(exc) not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+            raise  # not damage: a bug, with its traceback
+        # damage found mid-query, past the checks made when the file is opened
+        print(
+            f"error: cannot read {db} ({exc}): the file is damaged. Restore a backup "
+            "(README: Backup and restore) or pass --db with another file.",
+            file=sys.stderr,
+        )
+        return 2
     return 0
+
+
+def _errorname(exc: sqlite3.Error) -> str:
+    """SQLite's primary result code name (``SQLITE_CORRUPT`` for ``SQLITE_CORRUPT_INDEX``)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return "_".join(name.split("_")[:2])
+
+
+MAX_ID = 2**63 - 1  # Discord snowflakes and SQLite integers are signed 64-bit
+MAX_DAYS = 36500  # a hundred years: as far back as a date can sensibly go
+MAX_ROWS = 2**63 - 1  # SQLite's largest LIMIT / OFFSET
+
+
+def _argument_mistakes(args: argparse.Namespace) -> list[str]:
+    """One line for each argument out of its range (value, range and fix), in flag order."""
+    mistakes = []
+    for flag in ("guild", "user", "channel"):
+        value = getattr(args, flag)
+        if value is not None and not 0 <= value <= MAX_ID:
+            mistakes.append(
+                f"--{flag} {value} is not a Discord id: give a whole number from 0 to {MAX_ID} "
+                "(Discord: right-click > Copy ID, with Developer Mode on)."
+            )
+    if args.days is not None and not 1 <= args.days <= MAX_DAYS:
+        mistakes.append(
+            f"--days {args.days} is out of range: give 1 to {MAX_DAYS}, or leave it out for "
+            "all time."
+        )
+    if not 1 <= args.limit <= MAX_ROWS:
+        mistakes.append(f"--limit {args.limit} is out of range: give 1 to {MAX_ROWS}.")
+    if not 0 <= args.offset <= MAX_ROWS:
+        mistakes.append(f"--offset {args.offset} is out of range: give 0 to {MAX_ROWS}.")
+    return mistakes
 
 
 COLUMNS = (
@@ -195,23 +244,30 @@ def _print_history(db: Path, flt: HistoryFilter, limit: int, offset: int, *, as_
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(COLUMNS)
+        # Stored text goes out unchanged, except that a cell a spreadsheet would run as a
+        # formula is made plain text; on a terminal (no redirect) control characters are
+        # shown instead of obeyed, as in the table.
+        visible = sys.stdout.isatty()
         writer.writerows(
-            (
-                str(r.id),
-                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                str(r.guild_id or "DM"),
-                str(r.channel_id or ""),
-                str(r.message_id or ""),
-                str(r.user_id),
-                r.source,
-                r.mood if r.read else "unread",
-                f"{r.p_positive:.3f}",
-                r.model_version,
-                r.text or "",
-                _probability(r.p_negative),
-                _probability(r.p_neutral),
-                r.unread or "",
-            )
+            [
+                _csv_cell(_visible(cell) if visible else cell)
+                for cell in (
+                    str(r.id),
+                    r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    str(r.guild_id or "DM"),
+                    str(r.channel_id or ""),
+                    str(r.message_id or ""),
+                    str(r.user_id),
+                    r.source,
+                    r.mood if r.read else "unread",
+                    f"{r.p_positive:.3f}",
+                    r.model_version,
+                    r.text or "",
+                    _probability(r.p_negative),
+                    _probability(r.p_neutral),
+                    r.unread or "",
+                )
+            ]
             for r in rows
         )
         return
@@ -223,12 +279,12 @@ def _print_history(db: Path, flt: HistoryFilter, limit: int, offset: int, *, as_
             str(r.channel_id or ""),
             str(r.message_id or ""),
             str(r.user_id),
-            r.source,
-            r.mood if r.read else f"{NOT_READ} ({r.unread})",
+            _visible(r.source),
+            r.mood if r.read else f"{NOT_READ} ({_visible(r.unread or '')})",
             f"{r.p_positive:.3f}",
             _probability(r.p_negative),
             _probability(r.p_neutral),
-            r.model_version,
+            _visible(r.model_version),
             _clip(r.text or "", 40),
         )
         for r in rows
@@ -274,5 +330,41 @@ def _print_stats(db: Path, flt: HistoryFilter, *, as_csv: bool) -> None:
 
 
 def _clip(text: str, width: int) -> str:
-    flat = " ".join(text.split())
+    """The text on one line (runs of spaces, tabs and newlines made one space), its control
+    characters visible, cut to ``width`` characters."""
+    flat = _visible(_BLANKS.sub(" ", text).strip(" "))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+_BLANKS = re.compile("[ \t\n]+")
+# Characters a terminal obeys instead of showing, or that reorder what follows: C0 and C1
+# controls (ESC starts colour, cursor, clear-screen and OSC title sequences; CR and backspace
+# overwrite), DEL, line / paragraph separators, and the bidirectional embeddings, overrides and
+# isolates (text that reads differently from how it is stored).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _unsafe(char: str) -> bool:
+    return char in _BIDI or unicodedata.category(char) in ("Cc", "Zl", "Zp")
+
+
+def _visible(text: str) -> str:
+    """``text`` with every control character written out (ESC as ``\\x1b``, U+202E as
+    ``\\u202e``), so that printing it shows the characters instead of obeying them."""
+    if not any(_unsafe(c) for c in text):
+        return text
+    return "".join(
+        (f"\\x{ord(c):02x}" if ord(c) <= 0xFF else f"\\u{ord(c):04x}") if _unsafe(c) else c
+        for c in text
+    )
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...),
+# +cmd|..., -2+3, @SUM(...)); tab and CR can hide the sign in front of one (OWASP CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: str) -> str:
+    """``value`` for a CSV cell: a leading single quote where a spreadsheet would see a formula,
+    otherwise unchanged."""
+    return "'" + value if value.startswith(_FORMULA_START) else value

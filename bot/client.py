@@ -197,7 +197,10 @@ class SentimentBot(commands.Bot):
 
     async def _finish_handlers(self) -> None:
         busy = self._busy - {asyncio.current_task()}
-        if busy:
+        # A handler waits for its prediction's commit before it reacts or replies; while the
+        # database fails that wait would only hold up the shutdown (storage.close reports
+        # what was not written, and the handlers then give up without reacting).
+        if busy and not self.storage.writer_stats.failing:
             await asyncio.wait(busy, timeout=HANDLER_GRACE_S)
 
     async def close(self) -> None:

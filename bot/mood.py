@@ -7,8 +7,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.inference import InferenceService
-from bot.storage import PredictionRecord, Source, Storage
+from bot.storage import PredictionRecord, Source, Storage, StorageError
 from model import Prediction
+
+
+class NotSavedError(Exception):
+    """The prediction was made but is not stored (the database is broken or its backlog is
+    full). ``prediction`` is the answer; ``reason`` says why it was not saved. Callers must not
+    react as if it were stored; a command may still show the mood, saying it was not saved."""
+
+    def __init__(self, prediction: Prediction, reason: str) -> None:
+        super().__init__(reason)
+        self.prediction = prediction
+        self.reason = reason
 
 
 class MoodService:
@@ -28,32 +39,41 @@ class MoodService:
         message_id: int | None,
         store_text: bool,
         band: tuple[float, float] | None = None,
+        author_id: int | None = None,
+        private: bool = False,
     ) -> Prediction:
         """Predict (automatic work may be shed: :class:`bot.inference.Overloaded`) and log it.
 
-        Every prediction made is submitted to storage before it is returned, so a reaction or
-        reply that fails afterwards never loses the row.
+        Returns only once the prediction is committed (group commit: it shares a transaction
+        with the others written at the same time), so a reaction or reply sent afterwards is
+        never about a row a crash could lose. Raises :class:`NotSavedError` (with the
+        prediction) when storage cannot take it. The event loop is never blocked: the wait is
+        an await on the writer task.
         """
         prediction = await self.inference.predict(text, sheddable=source == "auto")
         if band is not None:
             prediction = prediction.with_band(band)
         probabilities = prediction.probabilities
-        self.storage.submit(
-            PredictionRecord(
-                guild_id=guild_id,
-                channel_id=channel_id,
-                message_id=message_id,
-                user_id=user_id,
-                source=source,
-                label=prediction.label,
-                p_positive=prediction.p_positive,
-                in_band=prediction.in_band,
-                model_version=self.model_version,
-                created_at=datetime.now(UTC),
-                text=text if store_text else None,
-                p_negative=probabilities[0] if probabilities is not None else None,
-                p_neutral=probabilities[1] if probabilities is not None else None,
-                unread=prediction.unread,
-            )
+        record = PredictionRecord(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            user_id=user_id,
+            source=source,
+            label=prediction.label,
+            p_positive=prediction.p_positive,
+            in_band=prediction.in_band,
+            model_version=self.model_version,
+            created_at=datetime.now(UTC),
+            text=text if store_text else None,
+            p_negative=probabilities[0] if probabilities is not None else None,
+            p_neutral=probabilities[1] if probabilities is not None else None,
+            unread=prediction.unread,
+            author_id=author_id,
+            private=private,
         )
+        try:
+            await self.storage.save(record)
+        except StorageError as exc:
+            raise NotSavedError(prediction, str(exc)) from exc
         return prediction

@@ -12,29 +12,40 @@ Records and filters (frozen dataclasses)::
 
     PredictionRecord(guild_id, channel_id, message_id, user_id, source, label, p_positive,
                      in_band, model_version, created_at, text=None,
-                     p_negative=None, p_neutral=None, unread=None)   # validated on creation
+                     p_negative=None, p_neutral=None, unread=None,
+                     author_id=None, private=False)   # validated on creation
+        author_id: whose words (auto/command: user_id; context_menu: the message's author)
         .mood -> 'neutral' if in_band or label == 'neutral' else label
         .read -> unread is None
         .probabilities -> (P(negative), P(neutral), P(positive)) of a three-way model, or None
     StoredPrediction(PredictionRecord + id)          # what queries return (text in safe form)
     GuildSettings(guild_id, positive_emoji, negative_emoji, band, store_auto_text,
                   retention_days, auto_channels)
-    HistoryFilter(guild_id, user_id=None, channel_id=None, mood=None, since=None, until=None)
+    HistoryFilter(guild_id, user_id=None, channel_id=None, mood=None, since=None, until=None,
+                  audience='operator')
         guild_id: an id, None for direct messages, or ANY_GUILD for every guild and DMs;
-        since is inclusive, until exclusive (both timezone-aware).
+        since is inclusive, until exclusive (both timezone-aware);
+        audience: 'operator' sees every row; members never see an opted-out author's words;
+        'requester' (the member user_id) also sees their private rows, 'others' none.
     WriterStats / DatabaseStats                       # numbers for logs and the operator CLI
 
 ``Storage`` (all coroutines unless marked *sync*)::
 
     Storage.open(path, *, busy_timeout=5.0) -> Storage    create / migrate / refuse (StorageError)
     close(*, timeout=30.0)            stop the writer after it wrote everything queued, then close
-    start_writer(*, batch_size=100, flush_interval=0.5, retry_initial=0.1, retry_max=30.0)  sync
-    submit(record) -> bool            sync, never blocks; False if refused (opted-out user or
-                                      deleted message), else queued (unbounded, never dropped)
+    start_writer(*, batch_size=100, flush_interval=0.0, retry_initial=0.1, retry_max=30.0,
+                 max_pending=MAX_PENDING)  sync
+    submit(record) -> bool            sync, never blocks, constant time; False if refused
+                                      (opted-out user or deleted message), else queued;
+                                      StorageUnavailableError if the database is broken or
+                                      max_pending records already wait
+    save(record) -> bool              submit, then wait until that record is committed
+                                      (group commit); StorageUnavailableError if it cannot be
     flush()                           wait until everything submitted so far is committed
     add(record) -> int | None         direct insert; the row id, or None if nothing was stored
     writer_stats -> WriterStats       property: pending, written, duplicates, refused, rejected,
-                                      batches, failed_batches, running, failing
+                                      batches, failed_batches, running, failing,
+                                      over_bound, unavailable
     history(flt, *, limit=10, offset=0) -> list[StoredPrediction]        newest first
     count(flt) -> int
     mood_counts(flt) -> {'positive': n, 'negative': n, 'neutral': n, 'unread': n}
@@ -44,7 +55,8 @@ Records and filters (frozen dataclasses)::
                                       the same four keys
     has_auto_prediction(message_id) -> bool      also sees queued, not yet written records
     delete_messages(message_ids) -> int          rows deleted, queued ones included
-    forget_user(user_id) -> int                  delete everything of the user, opt them out
+    forget_user(user_id) -> int                  delete every row of the user or holding their
+                                                 words (author_id), opt them out
     set_opt_out(user_id, opted_out) ; is_opted_out(user_id) -> bool ; opted_out(user_id) (sync)
     purge(*, default_days, now=None) -> int      retention: per guild, else default_days
     guild_settings(guild_id) -> GuildSettings    cached; defaults when nothing is stored
@@ -59,6 +71,10 @@ Read-only helpers for the operator CLI (plain sqlite3, ``file:...?mode=ro``)::
 
     read_history(path, flt, *, limit=10, offset=0); read_count(path, flt)
     read_mood_counts(path, flt); read_mood_over_time(path, flt, *, bucket='day'); read_stats(path)
+    read_origin(path) -> str | None    which program noted it created the file (write_origin)
+
+    write_origin(path, origin)   note in an existing database which program created it (the
+                                 sandbox marks its own files so that only those are deleted)
 
 Design decisions
 ================
@@ -72,7 +88,8 @@ Design decisions
 * **Schema.** ``PRAGMA user_version`` is the index into :data:`MIGRATIONS`; all pending steps run
   in one ``BEGIN IMMEDIATE`` transaction with the version bump, so a failed upgrade leaves the
   file as it was. WAL journal, ``busy_timeout``, ``foreign_keys=ON``. A step only ever adds
-  (tables, indexes, nullable columns): rows written by an older version are kept unchanged.
+  (tables, indexes, nullable or defaulted columns): rows written by an older version keep every
+  value they had; step 4 only fills its new ``author_id`` column where the author is known.
 * **Probabilities.** ``p_positive`` is P(positive) against negative, for every model (a binary
   model's one probability). A three-way model's answer adds ``p_negative`` and ``p_neutral``
   (schema 3); P(positive) of the three is ``1 - p_negative - p_neutral``, so the three are
@@ -90,18 +107,33 @@ Design decisions
   ``INSERT ... ON CONFLICT DO NOTHING`` keep one automatic prediction per message when the gateway
   replays an event. (``ON CONFLICT DO NOTHING`` rather than ``INSERT OR IGNORE``: OR IGNORE would
   also silently skip rows that break a CHECK constraint.)
-* **Writer.** ``submit`` appends to an unbounded in-memory deque and returns at once; one task
-  writes batches of up to ``batch_size`` rows per transaction, after ``flush_interval`` seconds
-  or as soon as a batch is full or someone awaits ``flush``. A transient error (``database is
+* **Writer (group commit).** ``submit`` appends to an in-memory deque (at most
+  ``max_pending`` records) and returns at once; one task commits as soon as it has records,
+  up to ``batch_size`` rows per transaction, and what arrives while a commit runs goes into the
+  next one. ``save`` (what :class:`bot.mood.MoodService` uses) waits for the commit of its
+  record, so a reaction or reply is only sent for a durable row; the wait is an await, the
+  event loop never blocks. ``synchronous=FULL`` in WAL mode: a committed row survives a
+  process kill and a power loss. A transient error (``database is
   locked``, ``disk full``, ``readonly``, ...) keeps the batch and retries with exponential
   backoff, logging one WARNING per failure streak and one INFO on recovery. If the database
   refuses a batch for its content (a constraint), the batch is written row by row so that the
   bad row alone is skipped (counted as ``rejected``, logged at ERROR) and cannot block the queue.
   ``flush`` (and so ``delete_messages``/``forget_user``) waits through a failure streak.
   ``close`` waits up to ``timeout`` for the queue to drain; if the database keeps failing, it
-  logs at ERROR how many predictions were not written.
-* **Privacy.** Opt-outs live in a table and in an in-memory set loaded at open, so ``submit``
-  refuses records of opted-out users without touching the disk. ``delete_messages`` and
+  logs at ERROR how many predictions were not written. Errors that retrying cannot cure are
+  not retried: a corrupt file (SQLITE_CORRUPT, SQLITE_NOTADB: "database disk image is
+  malformed", "file is not a database") or a file deleted or replaced while the bot runs
+  (its ``(st_dev, st_ino)`` is compared with the one opened before every COMMIT). Then one
+  ERROR names the file and the fix, the writer stops, waiters and later ``submit`` calls get
+  :class:`StorageUnavailableError` at once. At open, ``PRAGMA quick_check`` (bounded by
+  ``quick_check_s``) refuses a damaged file.
+* **Privacy.** Each row records whose words it holds (``author_id``, schema 4): the requester's
+  for automatic and ``/sentiment`` rows, the message's author's for the context menu (NULL for
+  menu rows written before schema 4 whose author the migration could not tell). ``private``
+  marks a request made privately (``/sentiment private:True``, the context menu): only its
+  requester sees it (``HistoryFilter.audience``). Opt-outs live in a table and in an in-memory
+  set loaded at open, so ``submit`` refuses, without touching the disk, any record whose
+  requester *or author* opted out: no row at all, not even one without text. ``delete_messages`` and
   ``forget_user`` first flush (so what is queued lands and is counted), then mark the ids (so
   later submissions, and records queued in between, are refused), then delete: nothing queued
   survives them. Deleted message ids are remembered (the last
@@ -122,7 +154,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import itertools
 import logging
 import math
 import os
@@ -146,6 +177,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "AnyGuild",
+    "Audience",
     "Bucket",
     "DatabaseStats",
     "GuildSettings",
@@ -155,14 +187,17 @@ __all__ = [
     "Source",
     "Storage",
     "StorageError",
+    "StorageUnavailableError",
     "StoredPrediction",
     "WriterStats",
     "read_count",
     "read_history",
     "read_mood_counts",
     "read_mood_over_time",
+    "read_origin",
     "read_stats",
     "safe_text",
+    "write_origin",
 ]
 
 log = logging.getLogger(__name__)
@@ -170,6 +205,9 @@ log = logging.getLogger(__name__)
 Source: TypeAlias = Literal["auto", "command", "context_menu"]
 Mood: TypeAlias = Literal["positive", "negative", "neutral"]
 Bucket: TypeAlias = Literal["hour", "day", "week"]
+# Who looks at a query's rows (HistoryFilter.audience): the operator (every row), the member
+# who made the predictions (their private rows too), or anyone else (no private rows).
+Audience: TypeAlias = Literal["operator", "requester", "others"]
 
 SOURCES: Final[tuple[Source, ...]] = ("auto", "command", "context_menu")
 MOODS: Final[tuple[Mood, ...]] = ("positive", "negative", "neutral")
@@ -184,6 +222,14 @@ DEFAULT_NEGATIVE_EMOJI: Final = "👎"
 MAX_RETENTION_DAYS: Final = 36_500
 MAX_EMOJI_LENGTH: Final = 100
 TOMBSTONES_KEPT: Final = 10_000
+# The writer keeps at most this many predictions in memory while the database cannot take
+# them (about 1 KiB each with text); beyond it new predictions are refused.
+MAX_PENDING: Final = 10_000
+# PRAGMA quick_check at start-up stops after this many seconds on a very large file.
+QUICK_CHECK_S: Final = 10.0
+# SQLite result codes (primary) that mean the file itself is damaged: no retry can help.
+_SQLITE_CORRUPT: Final = 11
+_SQLITE_NOTADB: Final = 26
 APPLICATION_ID: Final = 0x53454E54  # b"SENT": marks the file as a Sentiment Bot database
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 _MAX_ID: Final = 2**63 - 1
@@ -192,6 +238,12 @@ _CHUNK: Final = 500  # ids per DELETE ... IN (...) statement
 
 class StorageError(Exception):
     """The database cannot be used; the message names the file and what to do."""
+
+
+class StorageUnavailableError(StorageError):
+    """Storage cannot take (or confirm) this prediction: the database is corrupt, was deleted
+    while the bot ran, the writer is closed, or the in-memory backlog is full. Callers should
+    not tell users a prediction was saved; the message says why and what to do."""
 
 
 class AnyGuild(enum.Enum):
@@ -273,17 +325,35 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
                    OR ((unread IN ('empty', 'unknown') OR unread LIKE 'language:_%')
                        AND p_negative IS NULL))""",
     ),
+    # 4: privacy. Whose words a row holds (author_id: the requester's own for automatic and
+    # /sentiment rows; the message's author for the context menu, NULL where unknown) and
+    # whether the requester asked privately. Nullable / defaulted columns added in place; the
+    # UPDATEs only fill the new column of existing rows: an automatic or /sentiment row holds
+    # its requester's words, an old menu row its message's author's when the bot also reacted
+    # to that message (the automatic row names the author), else it stays unknown (NULL).
+    (
+        "ALTER TABLE predictions ADD COLUMN author_id INTEGER",
+        "ALTER TABLE predictions ADD COLUMN private INTEGER NOT NULL DEFAULT 0"
+        " CHECK (private IN (0, 1))",
+        "UPDATE predictions SET author_id = user_id WHERE source IN ('auto', 'command')",
+        """UPDATE predictions SET author_id = (
+            SELECT auto.user_id FROM predictions AS auto
+            WHERE auto.message_id = predictions.message_id AND auto.source = 'auto')
+            WHERE source = 'context_menu' AND message_id IS NOT NULL""",
+        "CREATE INDEX predictions_author ON predictions (author_id) WHERE author_id IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _COLUMNS: Final = (
     "id, guild_id, channel_id, message_id, user_id, source, label, p_positive, in_band,"
-    " model_version, created_at, text, p_negative, p_neutral, unread"
+    " model_version, created_at, text, p_negative, p_neutral, unread, author_id, private"
 )
 _INSERT_SQL: Final = (
     "INSERT INTO predictions (guild_id, channel_id, message_id, user_id, source, label,"
-    " p_positive, in_band, model_version, created_at, text, p_negative, p_neutral, unread)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    " p_positive, in_band, model_version, created_at, text, p_negative, p_neutral, unread,"
+    " author_id, private)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 # What a row counts as in mood statistics: a text the model did not read counts under no mood.
 _MOOD_SQL: Final = (
@@ -357,6 +427,11 @@ class PredictionRecord:
     three is what they leave: see :attr:`probabilities`). ``unread`` is None when the model
     read the text, else why not: ``empty``, ``unknown`` or ``language:xx``; an unread text has
     no probabilities.
+
+    ``author_id`` is whose words the text is: for ``auto`` and ``command`` rows always the
+    requester (``user_id``; None is taken to mean that), for ``context_menu`` the author of the
+    message analysed (None: unknown, rows written before schema 4). ``private``: the requester
+    asked privately (``/sentiment private:True``, the context menu); only they see the row.
     """
 
     guild_id: int | None
@@ -373,6 +448,8 @@ class PredictionRecord:
     p_negative: float | None = None
     p_neutral: float | None = None
     unread: str | None = None
+    author_id: int | None = None
+    private: bool = False
 
     def __post_init__(self) -> None:
         _check_id("guild_id", self.guild_id, nullable=True)
@@ -389,6 +466,16 @@ class PredictionRecord:
             raise ValueError(f"p_positive must lie in [0, 1], got {self.p_positive!r}")
         object.__setattr__(self, "p_positive", float(self.p_positive))
         object.__setattr__(self, "in_band", bool(self.in_band))
+        object.__setattr__(self, "private", bool(self.private))
+        _check_id("author_id", self.author_id, nullable=True)
+        if self.source != "context_menu":
+            # An automatic or /sentiment row holds its requester's own words.
+            if self.author_id not in (None, self.user_id):
+                raise ValueError(
+                    f"author_id of a {self.source} prediction is its user_id ({self.user_id}), "
+                    f"got {self.author_id!r}; only context_menu rows hold someone else's words"
+                )
+            object.__setattr__(self, "author_id", self.user_id)
         self._check_probabilities()
         if self.unread is not None:
             if not isinstance(self.unread, str) or not _UNREAD.fullmatch(self.unread):
@@ -480,6 +567,10 @@ class HistoryFilter:
     ``mood`` filters on what the user was told (``neutral`` includes in-band predictions; a
     text the model did not read matches no mood).
     ``since`` is inclusive, ``until`` exclusive; both must be timezone-aware.
+    ``audience``: who will see the rows. ``operator`` (the default: the operator CLI, tests)
+    sees every row. A member never sees the rows of an author who opted out; ``requester``,
+    the member ``user_id`` looking at their own predictions, also sees their private ones;
+    ``others`` (a moderator, a channel's history, the server's mood) sees no private row.
     """
 
     guild_id: int | AnyGuild | None
@@ -488,8 +579,15 @@ class HistoryFilter:
     mood: Mood | None = None
     since: datetime | None = None
     until: datetime | None = None
+    audience: Audience = "operator"
 
     def __post_init__(self) -> None:
+        if self.audience not in ("operator", "requester", "others"):
+            raise ValueError(
+                f"audience must be operator, requester or others, got {self.audience!r}"
+            )
+        if self.audience == "requester" and self.user_id is None:
+            raise ValueError("audience='requester' needs the requester's user_id")
         if self.guild_id is not ANY_GUILD:
             _check_id("guild_id", self.guild_id, nullable=True)
         _check_id("user_id", self.user_id, nullable=True)
@@ -517,6 +615,8 @@ class WriterStats:
     failed_batches: int  # failed write attempts (each one retried)
     running: bool  # the writer task is running
     failing: bool  # in a failure streak now
+    over_bound: int = 0  # refused because MAX_PENDING records already waited (not stored)
+    unavailable: str | None = None  # why nothing is stored any more (corrupt, deleted file)
 
 
 @dataclass(frozen=True)
@@ -556,6 +656,12 @@ def _where(flt: HistoryFilter) -> _Query:
     elif flt.mood is not None:
         clauses.append("(in_band = 0 AND label = ? AND unread IS NULL)")
         params.append(flt.mood)
+    if flt.audience != "operator":
+        # Never the words of a member who opted out (rows from before the opt-out, or whose
+        # author opted out since), whoever asks.
+        clauses.append("(author_id IS NULL OR author_id NOT IN (SELECT user_id FROM opt_outs))")
+    if flt.audience == "others":
+        clauses.append("private = 0")
     if flt.since is not None:
         clauses.append("created_at >= ?")
         params.append(_to_ts(flt.since))
@@ -622,6 +728,8 @@ def _row_to_prediction(row: Sequence[Any]) -> StoredPrediction:
         p_negative=row[12],
         p_neutral=row[13],
         unread=row[14],
+        author_id=row[15],
+        private=bool(row[16]),
     )
 
 
@@ -680,6 +788,8 @@ def _record_params(record: PredictionRecord) -> tuple[object, ...]:
         record.p_negative,
         record.p_neutral,
         record.unread,
+        record.author_id,
+        int(record.private),
     )
 
 
@@ -792,6 +902,77 @@ def _open_readonly(path: str | Path) -> Iterator[tuple[sqlite3.Connection, Path,
         conn.close()
 
 
+_SYNCHRONOUS_SQL: Final = "PRAGMA synchronous = FULL"
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of ``path``: tells the file the bot opened from one put in its place."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _quick_check(path: Path, limit_s: float) -> tuple[list[str] | None, float]:
+    """``PRAGMA quick_check`` on its own read-only connection, stopped after ``limit_s``.
+
+    Returns (the problems found, or None if stopped; seconds taken). ``["ok"]`` is a clean file.
+    """
+    started = time.monotonic()
+    deadline = started + limit_s
+    conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=5.0)
+    try:
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        try:
+            rows = conn.execute("PRAGMA quick_check(20)").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupt" in str(exc):
+                return None, time.monotonic() - started
+            raise
+        return [str(r[0]) for r in rows], time.monotonic() - started
+    finally:
+        conn.close()
+
+
+async def _check_integrity(path: Path, limit_s: float) -> None:
+    """Refuse a damaged file at start-up (StorageError naming the file and the fix)."""
+    if limit_s <= 0:
+        return
+    try:
+        problems, took = await asyncio.to_thread(_quick_check, path, limit_s)
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"cannot use {path} ({exc}); {_FIX}") from exc
+    if problems is None:
+        log.warning(
+            "%s: the integrity check (PRAGMA quick_check) was stopped after %.0f s on this large "
+            "file; run it by hand while the bot is stopped: sqlite3 %s 'PRAGMA quick_check'",
+            path,
+            took,
+            path,
+        )
+    elif problems != ["ok"]:
+        lines = [
+            line.strip()
+            for problem in problems
+            for line in problem.splitlines()
+            if line.strip() and not line.startswith("***")
+        ]
+        raise StorageError(
+            f"{path} is damaged (the integrity check, quick_check, found: "
+            f"{'; '.join(lines[:3])}); nothing was changed. {_CORRUPT_FIX.format(path=path)}"
+        )
+    else:
+        log.debug("%s: quick_check ok in %.2f s", path, took)
+
+
+_CORRUPT_FIX: Final = (
+    "Stop the bot and restore a backup (README, Backup and restore); if only an index is "
+    "damaged, `sqlite3 {path} REINDEX` repairs it; or move the file (and its -wal and -shm) "
+    "aside and start afresh"
+)
+
+
 # --------------------------------------------------------------------------------------------
 # The async storage
 
@@ -839,15 +1020,25 @@ class Storage:
         self._failing = False
         self._stopping = False
         self._closed = False
+        self._max_pending = MAX_PENDING
+        self._pending_auto: dict[int, int] = {}  # message id -> queued automatic records
+        self._full_since: float | None = None  # backlog at its bound since (monotonic)
+        self._over_bound = 0  # predictions refused because the backlog was full
+        self._unavailable: str | None = None  # why nothing can be stored any more
+        self._identity = _file_identity(path)  # (st_dev, st_ino) of the file opened
 
     # -- opening and closing -----------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | Path, *, busy_timeout: float = 5.0) -> Storage:
+    async def open(
+        cls, path: str | Path, *, busy_timeout: float = 5.0, quick_check_s: float = QUICK_CHECK_S
+    ) -> Storage:
         """Open (creating or migrating) the database at ``path``.
 
         Raises StorageError for a file that is not a Sentiment Bot database, one written by a
-        newer version, or one that cannot be created or read; such a file is left unchanged.
+        newer version, one that cannot be created or read, or one that ``PRAGMA quick_check``
+        finds damaged (stopped after ``quick_check_s`` seconds on a huge file: a WARNING);
+        such a file is left unchanged.
         """
         path = Path(path).expanduser().resolve()
         if not _check_existing_file(path):
@@ -875,6 +1066,12 @@ class Storage:
             mode_rows = list(await db.execute_fetchall("PRAGMA journal_mode = WAL"))
             if str(mode_rows[0][0]).lower() != "wal":
                 log.warning("%s: WAL journal mode unavailable, using %s", path, mode_rows[0][0])
+            # Group commit makes each commit carry many rows, so syncing the WAL on every
+            # commit is cheap: FULL keeps a committed row through a power loss, not only a
+            # crash of the process (NORMAL would; see README, Operations).
+            await db.execute(_SYNCHRONOUS_SQL)
+            if has_tables:
+                await _check_integrity(path, quick_check_s)
             await _migrate(db, path)
             opted_out = {
                 row[0] for row in await db.execute_fetchall("SELECT user_id FROM opt_outs")
@@ -912,7 +1109,7 @@ class Storage:
             )
         finally:
             self._closed = True
-            self._fail_waiters(StorageError(f"storage for {self.path} is closed"))
+            self._fail_waiters(StorageUnavailableError(f"storage for {self.path} is closed"))
             try:
                 await self._db.close()
             finally:
@@ -943,22 +1140,27 @@ class Storage:
         self,
         *,
         batch_size: int = 100,
-        flush_interval: float = 0.5,
+        flush_interval: float = 0.0,
         retry_initial: float = 0.1,
         retry_max: float = 30.0,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         """Start the task that writes submitted records in batches (call inside the loop).
 
-        A batch is written when ``batch_size`` records are queued, ``flush_interval`` seconds
-        after the first one arrived, or at once when someone awaits :meth:`flush` or
-        :meth:`close`. Failed writes are retried after ``retry_initial`` seconds, doubling up
-        to ``retry_max``.
+        Group commit: with ``flush_interval`` 0 (the default) the writer commits as soon as it
+        has records; what arrives while a commit runs goes into the next one (up to
+        ``batch_size`` rows per transaction). A positive ``flush_interval`` waits that long
+        for a batch to fill (unless someone awaits :meth:`save`, :meth:`flush` or
+        :meth:`close`). Failed writes are retried after ``retry_initial`` seconds, doubling up
+        to ``retry_max``. At most ``max_pending`` records wait in memory.
         """
         self._ensure_open()
         if self._writer is not None and not self._writer.done():
             raise StorageError("the writer is already running")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if batch_size < 1 or max_pending < 1:
+            raise ValueError(
+                f"batch_size and max_pending must be at least 1, got {batch_size}, {max_pending}"
+            )
         if flush_interval < 0 or retry_initial <= 0 or retry_max < retry_initial:
             raise ValueError(
                 "flush_interval must be >= 0 and 0 < retry_initial <= retry_max, got "
@@ -968,26 +1170,68 @@ class Storage:
         self._flush_interval = flush_interval
         self._retry_initial = retry_initial
         self._retry_max = retry_max
+        self._max_pending = max_pending
         self._writer = asyncio.get_running_loop().create_task(
             self._run_writer(), name="sentiment-storage-writer"
         )
         self._writer.add_done_callback(self._writer_done)
 
     def submit(self, record: PredictionRecord) -> bool:
-        """Queue ``record`` for the writer; never blocks, never drops it.
+        """Queue ``record`` for the writer; never blocks; constant time.
 
         Returns False, storing nothing, if the user opted out or the message was deleted.
+        Raises :class:`StorageUnavailableError` if the database is broken (corrupt, deleted) or
+        ``max_pending`` records already wait for a database that cannot write.
         """
         self._ensure_open()
         if not isinstance(record, PredictionRecord):
             raise TypeError(f"submit takes a PredictionRecord, got {type(record).__name__}")
+        if self._unavailable is not None:
+            raise StorageUnavailableError(self._unavailable)
         if not self._accepts(record):
             self._refused += 1
             return False
+        if len(self._pending) + len(self._inflight) >= self._max_pending:
+            self._over_bound += 1
+            if self._full_since is None:
+                self._full_since = time.monotonic()
+                log.error(
+                    "%d predictions are waiting for %s, the most kept in memory; new "
+                    "predictions are not stored (and not reacted to) until the database takes "
+                    "the backlog",
+                    self._max_pending,
+                    self.path,
+                )
+            raise StorageUnavailableError(
+                f"{self._max_pending} predictions are already waiting for {self.path}"
+            )
         self._pending.append(record)
         self._submitted += 1
+        if record.source == "auto" and record.message_id is not None:
+            self._pending_auto[record.message_id] = self._pending_auto.get(record.message_id, 0) + 1
         if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
             self._wake.set()
+        return True
+
+    async def save(self, record: PredictionRecord) -> bool:
+        """Submit ``record`` and return once it is committed (group commit: it shares its
+        transaction with whatever else is queued). False if refused (see :meth:`submit`).
+
+        Waits through transient failures (locked, disk full, read-only: retried). Raises
+        :class:`StorageUnavailableError` if the database breaks, the backlog is full, or storage
+        closes before the record is written: then it is not known to be stored.
+        """
+        if not self.submit(record):
+            return False
+        target = self._submitted
+        if self._writer is None or self._writer.done():
+            await self._drain()
+        elif self._processed < target:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append((target, future))
+            await future
+        if self._unavailable is not None and self._processed < target:
+            raise StorageUnavailableError(self._unavailable)
         return True
 
     async def flush(self) -> None:
@@ -1038,12 +1282,15 @@ class Storage:
             failed_batches=self._failed_batches,
             running=self._writer is not None and not self._writer.done(),
             failing=self._failing,
+            over_bound=self._over_bound,
+            unavailable=self._unavailable,
         )
 
     def _accepts(self, record: PredictionRecord) -> bool:
-        return record.user_id not in self._opted_out and (
-            record.message_id is None or record.message_id not in self._tombstones
-        )
+        # Neither the requester nor the author of the words may have opted out.
+        return (
+            record.user_id not in self._opted_out and record.author_id not in self._opted_out
+        ) and (record.message_id is None or record.message_id not in self._tombstones)
 
     def _urgent(self) -> bool:
         return self._stopping or bool(self._waiters)
@@ -1053,13 +1300,20 @@ class Storage:
             while not self._pending and not self._stopping:
                 self._wake.clear()
                 await self._wake.wait()
-            if not self._pending:
-                return  # stopping, and everything is written
-            if len(self._pending) < self._batch_size and not self._urgent():
+            if not self._pending or self._unavailable is not None:
+                return  # stopping, and everything is written; or nothing can be written
+            if (
+                self._flush_interval > 0
+                and len(self._pending) < self._batch_size
+                and not self._urgent()
+            ):
                 self._wake.clear()  # set again by a full batch, flush() or close()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._flush_interval)
-            await self._drain()
+            try:
+                await self._drain()
+            except StorageUnavailableError:
+                return  # logged once by _break_down; submit() now refuses
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -1091,7 +1345,7 @@ class Storage:
     async def _drain(self) -> None:
         """Write everything queued, in order, in batches; the only consumer of the queue."""
         async with self._drain_lock:
-            while self._pending:
+            while self._pending and self._unavailable is None:
                 n = min(len(self._pending), self._batch_size)
                 self._inflight = [self._pending.popleft() for _ in range(n)]
                 try:
@@ -1101,8 +1355,21 @@ class Storage:
                     self._pending.extendleft(reversed(self._inflight))
                     raise
                 finally:
-                    self._inflight = []
+                    done, self._inflight = self._inflight, []
+                for record in done:
+                    if record.source == "auto" and record.message_id is not None:
+                        left = self._pending_auto.pop(record.message_id, 1) - 1
+                        if left > 0:
+                            self._pending_auto[record.message_id] = left
                 self._processed += n
+                if self._full_since is not None:
+                    log.info(
+                        "%s takes predictions again after %.0f s; %d were not stored meanwhile",
+                        self.path,
+                        time.monotonic() - self._full_since,
+                        self._over_bound,
+                    )
+                    self._full_since = None
                 self._resolve_waiters()
 
     async def _write_batch(self, batch: list[PredictionRecord]) -> None:
@@ -1122,7 +1389,11 @@ class Storage:
                     async with self._transaction() as db:
                         cursor = await db.executemany(_INSERT_SQL, rows)
                         inserted = cursor.rowcount
+                        self._check_file()  # before COMMIT: a deleted file rolls back
                 break
+            except StorageUnavailableError:
+                self._break_down(len(batch), None)
+                raise
             except _ROW_ERRORS as exc:
                 if one_by_one:
                     raise
@@ -1131,6 +1402,9 @@ class Storage:
                 one_by_one = True
             except (sqlite3.Error, OSError) as exc:
                 self._failed_batches += 1
+                if _is_corruption(exc):
+                    self._break_down(len(batch), exc)
+                    raise StorageUnavailableError(self._unavailable) from exc
                 if not self._failing:
                     self._failing = True
                     log.warning(
@@ -1154,6 +1428,42 @@ class Storage:
         self._written += inserted
         self._duplicates += len(rows) - inserted - rejected
         self._rejected += rejected
+
+    def _check_file(self) -> None:
+        """Raise StorageUnavailableError if the file opened is gone or another file took its place
+        (SQLite would go on writing to the deleted inode, which nobody can open again)."""
+        if self._identity is not None and _file_identity(self.path) != self._identity:
+            raise StorageUnavailableError(
+                f"the database file {self.path} was deleted or replaced while the bot ran"
+            )
+
+    def _break_down(self, batch: int, exc: BaseException | None) -> None:
+        """Storage cannot work any more: say so once, stop accepting, free everyone waiting."""
+        if self._unavailable is not None:
+            return
+        if exc is None:
+            what = (
+                f"the database file {self.path} was deleted or replaced while the bot ran "
+                "(its device and inode changed)"
+            )
+            fix = (
+                "Restart the bot to create a new file, or stop it and restore a backup "
+                "(README, Backup and restore)"
+            )
+        else:
+            what = f"the database {self.path} is damaged ({exc})"
+            fix = _CORRUPT_FIX.format(path=self.path)
+        self._unavailable = f"{what}; predictions are not being stored"
+        queued = len(self._pending) + batch
+        log.error(
+            "%s. Predictions are no longer stored and automatic reactions stop; /sentiment "
+            "still answers, saying the answer was not saved. %d predictions in memory are not "
+            "written. %s, then restart the bot.",
+            what,
+            queued,
+            fix,
+        )
+        self._fail_waiters(StorageUnavailableError(self._unavailable))
 
     async def _insert_each(self, rows: list[tuple[object, ...]]) -> tuple[int, int]:
         """Insert rows one at a time in one transaction, skipping (and logging) refused rows.
@@ -1213,10 +1523,12 @@ class Storage:
         return _mood_over_time_result(rows, bucket)
 
     async def has_auto_prediction(self, message_id: int) -> bool:
-        """Whether an automatic prediction for ``message_id`` is stored or queued."""
-        for record in itertools.chain(self._inflight, self._pending):
-            if record.source == "auto" and record.message_id == message_id:
-                return True
+        """Whether an automatic prediction for ``message_id`` is stored or queued.
+
+        The queue is looked up in constant time (an index by message id), whatever its size.
+        """
+        if message_id in self._pending_auto:
+            return True
         rows = await self._fetchall(
             (
                 "SELECT EXISTS (SELECT 1 FROM predictions"
@@ -1266,16 +1578,19 @@ class Storage:
         return deleted
 
     async def forget_user(self, user_id: int) -> int:
-        """Delete every prediction of the user in every guild and opt them out.
+        """Delete every prediction of the user, and every one holding their words (someone
+        else's context menu on their message), in every guild, and opt them out.
 
-        Returns the rows deleted. Nothing queued for the user survives, and nothing new is
-        stored until :meth:`set_opt_out` (user_id, False).
+        Returns the rows deleted. Nothing queued for or about the user survives, and nothing
+        new is stored until :meth:`set_opt_out` (user_id, False).
         """
         _check_id("user_id", user_id, nullable=False)
         await self.flush()  # land what is queued, so the count covers it
         self._opted_out.add(user_id)  # refuse queued and new records from now on
         async with self._transaction() as db:
-            cursor = await db.execute("DELETE FROM predictions WHERE user_id = ?", [user_id])
+            cursor = await db.execute(
+                "DELETE FROM predictions WHERE user_id = ? OR author_id = ?", [user_id, user_id]
+            )
             deleted = cursor.rowcount
             await db.execute(
                 "INSERT INTO opt_outs (user_id, since) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -1468,6 +1783,15 @@ _ROW_ERRORS: Final = (
 )
 
 
+def _is_corruption(exc: BaseException) -> bool:
+    """Whether SQLite says the file itself is damaged: retrying cannot help."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
 def _check_emoji(name: str, value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty emoji, got {value!r}")
@@ -1587,3 +1911,35 @@ def read_stats(path: str | Path) -> DatabaseStats:
         by_source = conn.execute(_STATS_QUERIES[0]).fetchall()
         span = conn.execute(_STATS_QUERIES[1]).fetchone()
         return _stats_result(resolved, version, by_source, span)
+
+
+# --------------------------------------------------------------------------------------------
+# Which program created a file (the sandbox marks its databases; the bot never reads this)
+
+_ORIGIN_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS created_by (origin TEXT NOT NULL, created_at REAL NOT NULL)"
+)
+
+
+def write_origin(path: str | Path, origin: str) -> None:
+    """Note in the Sentiment Bot database at ``path`` that ``origin`` (e.g. ``sentiment-
+    sandbox``) created it: a table of its own, outside the migrated schema. Never creates a
+    file; raises StorageError if ``path`` is not an existing Sentiment Bot database."""
+    with _open_readonly(path) as (_, resolved, _):
+        pass  # the checks: an existing file, ours, migrated
+    with contextlib.closing(sqlite3.connect(resolved, timeout=5.0)) as conn, conn:
+        conn.execute(_ORIGIN_TABLE)
+        conn.execute(
+            "INSERT INTO created_by (origin, created_at) VALUES (?, ?)", [origin, time.time()]
+        )
+
+
+def read_origin(path: str | Path) -> str | None:
+    """The ``origin`` that :func:`write_origin` noted in the database at ``path``; None for a
+    file without one, a missing file, or one that is not a Sentiment Bot database. Reads only."""
+    try:
+        with _open_readonly(path) as (conn, _, _):
+            row = conn.execute("SELECT origin FROM created_by ORDER BY rowid LIMIT 1").fetchone()
+    except (StorageError, sqlite3.Error):
+        return None
+    return None if row is None else str(row[0])

@@ -19,6 +19,8 @@ import functools
 import logging
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -56,6 +58,7 @@ from bot.storage import (
 )
 from model import SentimentClassifier
 
+REPO = Path(__file__).resolve().parent.parent
 LONG_POSITIVE = " ".join([POSITIVE] * 60)  # about 3,400 characters: needs new database pages
 
 
@@ -204,23 +207,28 @@ def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
         other.close()
 
 
-async def test_short_write_lock_does_not_hold_up_reactions(
+def reaction_puts(world: World, message_ids: list[int]) -> int:
+    return sum(
+        len(world.fake.requests_to("PUT", rf"/messages/{m}/reactions/")) for m in message_ids
+    )
+
+
+async def test_short_write_lock_holds_reactions_until_their_rows_are_committed(
     tmp_path: Path, classifier: SentimentClassifier, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A lock shorter than busy_timeout: the writer waits it out silently, and queries (the
-    hot path's duplicate check) run on their own connection, so reactions do not wait for it."""
+    """A lock shorter than busy_timeout: the writer waits it out silently. A reaction tells the
+    user the prediction is stored, so none goes out before its row is committed."""
     caplog.set_level(logging.INFO, logger="bot")
     async with open_world(tmp_path, classifier) as world:
-        # 60 s instead of 5: a reaction that waited for the writer would time out below.
         await world.bot.storage._db.execute("PRAGMA busy_timeout = 60000")
         with write_lock(world.bot.storage.path) as other:
-            sent = [await react_to(world, POSITIVE)]
-            await asyncio.sleep(1.0)  # the writer (every 0.5 s) is now waiting for the lock
-            sent += await post(world, [f"{POSITIVE} ({i})" for i in range(3)])
-            await wait_for_reactions(world, sent, timeout=20)  # all while the lock is held
+            sent = await post(world, [f"{POSITIVE} ({i})" for i in range(4)])
             await world.fake.wait_for(lambda: world.bot.storage.writer_stats.pending == 4)
+            await asyncio.sleep(0.5)
             (count,) = other.execute("SELECT COUNT(*) FROM predictions").fetchone()
-            assert count == 0  # nothing could be written yet
+            assert count == 0  # nothing could be written yet...
+            assert reaction_puts(world, sent) == 0  # ...so nothing was reacted to
+        await wait_for_reactions(world, sent)  # the lock went: rows committed, then reactions
         await assert_one_reaction_and_one_row_each(world, sent)
         assert records(caplog, "bot") == []
 
@@ -272,7 +280,7 @@ async def _read_only(world: World) -> Callable[[], Awaitable[None]]:
     ],
     ids=["locked by another writer", "disk full", "read-only"],
 )
-async def test_database_that_cannot_write_keeps_reactions_and_writes_the_rows_later(
+async def test_database_that_cannot_write_holds_reactions_and_writes_the_rows_later(
     tmp_path: Path,
     classifier: SentimentClassifier,
     caplog: pytest.LogCaptureFixture,
@@ -286,16 +294,20 @@ async def test_database_that_cannot_write_keeps_reactions_and_writes_the_rows_la
         undo = await fault(world)
         try:
             sent = await post(world, [f"{LONG_POSITIVE} ({i})" for i in range(4)])
-            await wait_for_reactions(world, sent)
             await world.fake.wait_for(
-                lambda: storage.writer_stats.failed_batches >= 3, description="three retries"
+                lambda: (
+                    storage.writer_stats.failed_batches >= 3 and storage.writer_stats.pending == 4
+                ),
+                description="three retries",
             )
             stats = storage.writer_stats
             assert (stats.written, stats.pending, stats.failing) == (0, 4, True)
             assert read_count(storage.path, HistoryFilter(guild_id=GUILD)) == 0
+            assert reaction_puts(world, sent) == 0  # not stored yet: not reacted to yet
         finally:
             await undo()
         await asyncio.wait_for(storage.flush(), 10)
+        await wait_for_reactions(world, sent)
         assert storage.writer_stats.failed_batches < 12  # backed off: no retry storm
         await assert_one_reaction_and_one_row_each(world, sent)
         assert {r.text for r in await world.rows()} == {f"{LONG_POSITIVE} ({i})" for i in range(4)}
@@ -313,7 +325,7 @@ async def test_shutdown_while_the_database_fails_reports_what_was_not_written(
         sentiment_bot, storage = world.bot, world.bot.storage
         await _read_only(world)
         sent = await post(world, [f"{POSITIVE} ({i})" for i in range(3)])
-        await wait_for_reactions(world, sent)
+        await world.fake.wait_for(lambda: storage.writer_stats.pending == 3)
         # SentimentBot.close waits 30 s for the database; 1 s here.
         storage.close = functools.partial(storage.close, timeout=1.0)
         started = time.monotonic()
@@ -323,6 +335,7 @@ async def test_shutdown_while_the_database_fails_reports_what_was_not_written(
     assert len(errors) == 1
     assert f"Closing {storage.path} with 3 predictions not written" in errors[0]
     assert read_count(storage.path, HistoryFilter(guild_id=GUILD)) == 0
+    assert reaction_puts(world, sent) == 0  # no reaction claims a prediction that was lost
 
 
 @contextlib.contextmanager
@@ -549,3 +562,184 @@ async def test_slow_gateway_still_gets_answers_in_time(
         assert (fake.identify_count, fake.resume_count) == (1, 1)  # no reconnection
     assert records(caplog, "bot") == []
     assert records(caplog, "discord") == []
+
+
+# --------------------------------------------------------------------------------------------
+# Data that must not be lost (issue 11)
+
+
+def test_sigkill_loses_no_reacted_prediction() -> None:
+    """Real processes and signals: the bot is SIGKILLed at random moments under steady traffic
+    and restarted on the same database; every message that got a reaction has its row."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "durability.py"), "--runs", "2", "--seed", "11"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "0 reacted but missing after SIGKILL" in out
+    reacted = int(out.split(" reacted predictions")[0].rsplit(" ", 1)[1])
+    assert reacted > 0, out  # traffic really flowed before the kills
+
+
+def _corrupt_page(path: Path, name: str) -> None:
+    """Overwrite the root page of the b-tree ``name`` (a table or index) with garbage."""
+    with sqlite3.connect(path) as conn:
+        (root,) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", [name]
+        ).fetchone()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    with path.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\xff" * page_size)
+
+
+def test_corrupt_index_stops_the_bot_at_start_up_with_one_line(
+    tmp_path: Path,
+    classifier: SentimentClassifier,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_root_logging: None,
+) -> None:
+    """PRAGMA quick_check at start-up finds the damaged duplicate-check index."""
+    database = tmp_path / "bot.db"
+    asyncio.run(_a_real_database(database))
+    _corrupt_page(database, "predictions_auto_once")
+    broken = database.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISCORD_TOKEN", "MTE" + "x" * 67)
+    monkeypatch.setenv("SENTIMENT_DB", str(database))
+    monkeypatch.setenv("SENTIMENT_LOG_LEVEL", "WARNING")
+    monkeypatch.setattr("bot.client.SentimentClassifier.load", lambda *a, **k: classifier)
+    with fake_in_a_thread() as fake, point_discord_py_at(fake):
+        status = bot.cli.main([])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert len(err.splitlines()) == 1, err
+    (line,) = err.splitlines()
+    assert str(database) in line and "damaged" in line and "quick_check" in line
+    assert "REINDEX" in line and "restore a backup" in line
+    assert database.read_bytes() == broken
+
+
+async def test_corrupt_index_found_while_running_logs_one_error_not_a_traceback_per_message(
+    tmp_path: Path,
+    classifier: SentimentClassifier,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Damage the start-up check did not see (it was stopped on a huge file, or came later):
+    the duplicate check fails for every message. One ERROR, no traceback, no reaction."""
+    caplog.set_level(logging.INFO)
+    database = tmp_path / "bot.db"
+    await _a_real_database(database)
+    _corrupt_page(database, "predictions_auto_once")
+
+    async def check_stopped(path: Path, limit_s: float) -> None:
+        """What a quick_check cut short on a very large file amounts to."""
+
+    monkeypatch.setattr("bot.storage._check_integrity", check_stopped)
+    async with open_world(tmp_path, classifier) as world:  # strict: no discord.py tracebacks
+        sent = await post(world, [f"{POSITIVE} ({i})" for i in range(5)])
+        await world.fake.wait_for(
+            lambda: any("automatic reactions are failing" in m for m in records(caplog, "bot")),
+            description="the ERROR",
+        )
+        await asyncio.sleep(0.5)
+        assert reaction_puts(world, sent) == 0
+    errors = [m for m in records(caplog, "bot", logging.ERROR) if "reactions are failing" in m]
+    assert len(errors) == 1 and "malformed" in errors[0]
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback at all
+    assert records(caplog, "discord", logging.ERROR) == []
+
+
+async def _fail_inserts_as_corrupt(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every insert meets a damaged page, as SQLite reports it."""
+
+    def corrupt(sql: str, rows: list[tuple[object, ...]]) -> Any:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(world.bot.storage._db, "executemany", corrupt)
+
+
+async def _delete_the_files(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone deletes the database and its -wal and -shm while the bot runs."""
+    path = world.bot.storage.path
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("fault", "what"),
+    [
+        (_fail_inserts_as_corrupt, "is damaged (database disk image is malformed)"),
+        (_delete_the_files, "was deleted or replaced while the bot ran"),
+    ],
+    ids=["corrupt on insert", "file deleted while running"],
+)
+async def test_broken_database_stops_reactions_says_so_once_and_commands_still_answer(
+    tmp_path: Path,
+    classifier: SentimentClassifier,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fault: Callable[[World, pytest.MonkeyPatch], Awaitable[None]],
+    what: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    async with open_world(tmp_path, classifier) as world:
+        storage = world.bot.storage
+        before = await react_to(world, POSITIVE)  # works until the fault
+        await fault(world, monkeypatch)
+        sent = await post(world, [f"{POSITIVE} ({i})" for i in range(4)])
+        await world.fake.wait_for(
+            lambda: storage.writer_stats.unavailable is not None, description="the breakdown"
+        )
+        started = time.monotonic()
+        reply = await world.slash("sentiment", {"text": NEGATIVE})
+        assert time.monotonic() - started < 5  # told at once, not left waiting
+        assert "Negative" in reply.text and "not saved" in reply.text
+        more = await post(world, [f"{NEGATIVE} ({i})" for i in range(4)])
+        await world.settle()
+        await asyncio.sleep(0.3)
+        assert reaction_puts(world, sent + more) == 0  # no reaction claims a stored row
+        assert reaction_puts(world, [before]) == 1
+        assert not storage.writer_stats.running  # the writer stopped retrying
+    errors = records(caplog, "bot", logging.ERROR)
+    storage_errors = records(caplog, "bot.storage", logging.ERROR)
+    (error,) = storage_errors  # one ERROR for the breakdown, naming the file and the fix
+    assert str(storage.path) in error and what in error
+    assert "restore a backup" in error or "restore a backup" in error.lower()
+    assert len(errors) <= 2  # plus at most one for the /sentiment that was not saved
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_long_outage_keeps_a_bounded_backlog_and_says_so_once(
+    tmp_path: Path, classifier: SentimentClassifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    async with open_world(tmp_path, classifier) as world:
+        storage = world.bot.storage
+        storage._max_pending = 3  # MAX_PENDING (10,000) in production
+        undo = await _lock(world)
+        try:
+            kept = await post(world, [f"{POSITIVE} (kept {i})" for i in range(3)])
+            await world.fake.wait_for(lambda: storage.writer_stats.pending == 3)
+            over = await post(world, [f"{POSITIVE} (over {i})" for i in range(3)])
+            await world.fake.wait_for(lambda: storage.writer_stats.over_bound == 3)
+            assert storage.writer_stats.pending == 3
+        finally:
+            await undo()
+        await wait_for_reactions(world, kept)
+        await world.settle()
+        assert reaction_puts(world, over) == 0
+        rows = await world.rows(guild_id=GUILD)
+        assert sorted(r.message_id for r in rows if r.source == "auto") == sorted(kept)
+    errors = records(caplog, "bot.storage", logging.ERROR)
+    (error,) = errors
+    assert "3 predictions are waiting" in error and "not stored" in error
+    assert any("takes predictions again" in m for m in records(caplog, "bot.storage", logging.INFO))

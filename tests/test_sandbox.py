@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +19,15 @@ from bot.sandbox.cli import (
     UsageError,
     World,
     build_call,
+    create_sandbox_database,
+    is_sandbox_database,
+    main,
     parse_line,
     plain,
+    remove_database,
 )
 from bot.sandbox.fake_discord import DEFAULT_TOKEN
+from bot.storage import Storage
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -227,3 +234,111 @@ def test_a_scripted_session_reacts_answers_and_saves_the_chart(tmp_path: Path) -
     assert "shut down cleanly" in log  # SentimentBot.close ran: the database was flushed
     assert DEFAULT_TOKEN not in log + output + result.stderr  # the token is never shown
     assert (tmp_path / "sandbox.db").is_file()
+    assert is_sandbox_database(tmp_path / "sandbox.db")  # so a later --fresh may delete it
+
+
+# ------------------------------------------------------------------------------ --fresh
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with no .env and no SENTIMENT_DB in the environment."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("SENTIMENT_DB", raising=False)
+    return work
+
+
+def make_db(path: Path, *, sandbox: bool) -> Path:
+    """A database as the bot creates it; marked as the sandbox's when ``sandbox``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if sandbox:
+        asyncio.run(create_sandbox_database(path))
+    else:
+        asyncio.run(_open_and_close(path))
+    return path
+
+
+async def _open_and_close(path: Path) -> None:
+    storage = await Storage.open(path)
+    await storage.close()
+
+
+def test_fresh_deletes_a_database_the_sandbox_created(elsewhere: Path) -> None:
+    db = make_db(elsewhere / "data" / "sandbox.db", sandbox=True)
+    wal = db.with_name("sandbox.db-wal")
+    wal.write_bytes(b"")
+    assert is_sandbox_database(db)
+    assert remove_database(Path("data/sandbox.db"))
+    assert list((elsewhere / "data").iterdir()) == []  # the database and its -wal
+    assert not remove_database(Path("data/sandbox.db"))  # nothing there: nothing to do
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv", "dotenv-relative"])
+def test_fresh_never_deletes_the_database_the_settings_name(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # Even a sandbox-made file (e.g. copied into production) is refused once settings name it.
+    real = make_db(elsewhere / "prod" / "real.db", sandbox=True)
+    if where == "environment":
+        monkeypatch.setenv("SENTIMENT_DB", str(real))
+        source = "SENTIMENT_DB in the environment"
+    elif where == "dotenv":
+        (elsewhere / ".env").write_text(f"DISCORD_TOKEN=x\nSENTIMENT_DB={real}\n")
+        source = f"SENTIMENT_DB in {elsewhere / '.env'}"
+    else:
+        (elsewhere / "prod" / ".env").write_text("SENTIMENT_DB=real.db\n")
+        monkeypatch.chdir(elsewhere / "prod")
+        source = f"SENTIMENT_DB in {elsewhere / 'prod' / '.env'}"
+    before = real.read_bytes()
+    with pytest.raises(UsageError, match="it is the bot's database") as refused:
+        remove_database(real)
+    assert source in str(refused.value)
+    link = elsewhere / "link.db"  # the same file under another name
+    os.link(real, link)
+    with pytest.raises(UsageError, match="it is the bot's database"):
+        remove_database(link)
+    assert real.read_bytes() == before
+
+
+def test_fresh_never_deletes_the_default_database(elsewhere: Path) -> None:
+    db = make_db(elsewhere / "data" / "sentiment.db", sandbox=True)
+    with pytest.raises(UsageError, match=r"the default data/sentiment\.db"):
+        remove_database(Path("data/sentiment.db"))
+    assert db.is_file()
+
+
+@pytest.mark.parametrize("kind", ["bot database", "copied in place", "not sqlite", "folder"])
+def test_fresh_never_deletes_a_file_the_sandbox_did_not_create(elsewhere: Path, kind: str) -> None:
+    db = elsewhere / "data" / "sandbox.db"
+    if kind == "bot database":
+        make_db(db, sandbox=False)
+    elif kind == "copied in place":  # a production copy where the sandbox's file was
+        make_db(db, sandbox=True)
+        other = make_db(elsewhere / "other.db", sandbox=False)
+        db.unlink()
+        shutil.copy(other, db)
+    elif kind == "not sqlite":
+        db.parent.mkdir()
+        db.write_text("my notes")
+    else:
+        (db / "inside").mkdir(parents=True)
+    before = sorted(db.iterdir()) if db.is_dir() else db.read_bytes()
+    with pytest.raises(UsageError, match="the sandbox did not create it"):
+        remove_database(db)
+    assert (sorted(db.iterdir()) if db.is_dir() else db.read_bytes()) == before
+
+
+def test_sandbox_fresh_on_the_real_database_exits_with_an_error(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reported case: `sentiment-sandbox --db real.db --fresh`, SENTIMENT_DB only in .env."""
+    real = make_db(elsewhere / "real.db", sandbox=False)
+    (elsewhere / ".env").write_text("SENTIMENT_DB=real.db\n")
+    before = real.read_bytes()
+    assert main(["--db", "real.db", "--fresh", "--log", str(elsewhere / "log")]) == 2
+    assert "error: --fresh refuses to delete real.db: it is the bot's database" in (
+        capsys.readouterr().err
+    )
+    assert real.read_bytes() == before

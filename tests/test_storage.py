@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +30,7 @@ from bot.storage import (
     PredictionRecord,
     Storage,
     StorageError,
+    StorageUnavailableError,
     read_count,
     read_history,
     read_mood_counts,
@@ -228,6 +230,17 @@ async def test_binary_era_database_migrates_without_changing_a_row(
             ) == old
             assert (row.p_negative, row.p_neutral, row.unread) == (None, None, None)
             assert row.probabilities is None and row.read
+            assert not row.private
+        # whose words: the requester's for automatic and /sentiment rows; the one menu row
+        # (message 557, never reacted to) has an unknown author
+        assert {r.id: r.author_id for r in rows} == {
+            1: 100,
+            2: 100,
+            3: 200,
+            4: None,
+            5: 100,
+            6: 2**63 - 1,
+        }
         # what the old rows meant is what they mean now: moods, filters, settings, opt-outs
         assert await storage.mood_counts(HistoryFilter(guild_id=1)) == {
             "positive": 1,
@@ -294,6 +307,241 @@ async def test_a_failed_migration_leaves_the_binary_era_file_as_it_was(
         conn.close()
 
 
+# A database as the three-way bot (schema 3) left it. Column order as in schema 3, without id.
+SCHEMA_3_ROWS: list[tuple[object, ...]] = [
+    # an automatic prediction of 200's message 700, and alice (100)'s menu on it: author 200
+    (1, 10, 700, 200, "auto", "negative", 0.1, 0, "v3", T0.timestamp(), None, 0.8, 0.1, None),
+    (
+        1,
+        10,
+        700,
+        100,
+        "context_menu",
+        "negative",
+        0.1,
+        0,
+        "v3",
+        T0.timestamp() + 1,
+        "ugh",
+        0.8,
+        0.1,
+        None,
+    ),
+    # a menu on a message the bot never saw (reactions off there): author unknown
+    (
+        1,
+        11,
+        701,
+        100,
+        "context_menu",
+        "positive",
+        0.9,
+        0,
+        "v3",
+        T0.timestamp() + 2,
+        "nice",
+        None,
+        None,
+        None,
+    ),
+    # /sentiment, one of them private then (nothing recorded it): the requester's words
+    (
+        1,
+        11,
+        None,
+        300,
+        "command",
+        "positive",
+        0.875,
+        0,
+        "v3",
+        T0.timestamp() + 3,
+        "yay",
+        0.0625,
+        0.0625,
+        None,
+    ),
+    (
+        None,
+        12,
+        None,
+        300,
+        "command",
+        "neutral",
+        0.5,
+        1,
+        "v3",
+        T0.timestamp() + 4,
+        "hm",
+        0.25,
+        0.5,
+        None,
+    ),
+    # a text the model did not read
+    (
+        1,
+        10,
+        702,
+        300,
+        "auto",
+        "neutral",
+        0.5,
+        1,
+        "v3",
+        T0.timestamp() + 5,
+        None,
+        None,
+        None,
+        "language:fr",
+    ),
+]
+SCHEMA_3_COLUMNS = (
+    "guild_id, channel_id, message_id, user_id, source, label, p_positive, in_band,"
+    " model_version, created_at, text, p_negative, p_neutral, unread"
+)
+
+
+def schema_3_database(path: Path) -> list[tuple[object, ...]]:
+    """Create ``path`` with the schema-3 migration steps only, fill it, return every row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = plain(path)
+    for step in MIGRATIONS[:3]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute(f"PRAGMA application_id = {storage_module.APPLICATION_ID}")
+    conn.executemany(
+        f"INSERT INTO predictions ({SCHEMA_3_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+        SCHEMA_3_ROWS,
+    )
+    conn.execute("INSERT INTO guild_settings VALUES (1, NULL, '😢', NULL, NULL, 1, 7)")
+    conn.execute("INSERT INTO auto_channels VALUES (1, 10)")
+    conn.execute("INSERT INTO opt_outs VALUES (400, 2.0)")
+    snapshot = dump_3(conn)
+    conn.close()
+    return snapshot
+
+
+def dump_3(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+    """Every row of the schema-3 tables, the predictions by their schema-3 columns."""
+    rows: list[tuple[object, ...]] = []
+    rows += conn.execute(f"SELECT id, {SCHEMA_3_COLUMNS} FROM predictions ORDER BY id").fetchall()
+    for table in ("guild_settings", "auto_channels", "opt_outs"):
+        rows += [(table, *row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
+    return rows
+
+
+async def test_schema_3_database_migrates_keeping_every_row_and_learns_whose_words(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = schema_3_database(db_path)
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    storage = await Storage.open(db_path)
+    try:
+        assert f"Migrated {db_path} from schema 3 to {SCHEMA_VERSION}" in caplog.text
+        rows = {r.id: r for r in await storage.history(HistoryFilter(guild_id=ANY_GUILD), limit=99)}
+        assert len(rows) == len(SCHEMA_3_ROWS)
+        assert rows[1].probabilities == pytest.approx((0.8, 0.1, 0.1))
+        assert rows[6].unread == "language:fr"
+        # auto and /sentiment: the requester's words; the menu on a message the bot reacted
+        # to: that message's author; the other menu row: unknown. Nothing was private before.
+        assert {i: r.author_id for i, r in rows.items()} == {
+            1: 200,
+            2: 200,
+            3: None,
+            4: 300,
+            5: 300,
+            6: 300,
+        }
+        assert not any(r.private for r in rows.values())
+        settings = await storage.guild_settings(1)
+        assert (settings.negative_emoji, settings.retention_days) == ("😢", 7)
+        assert storage.opted_out(400)
+        # forget-me of the author now also erases the menu row holding their words
+        assert await storage.forget_user(200) == 2
+        assert sorted(r.id for r in await storage.history(HistoryFilter(guild_id=ANY_GUILD))) == [
+            3,
+            4,
+            5,
+            6,
+        ]
+    finally:
+        await storage.close()
+    conn = plain(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        after = dump_3(conn)
+        # the rest kept every value; 200 is opted out now
+        assert [r for r in after if r[:2] != ("opt_outs", 200)] == [
+            r for r in before if r[0] not in (1, 2)
+        ]
+        assert ("opt_outs", 200, ANY) in after
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
+
+
+async def test_rows_record_whose_words_and_privacy(store: Storage) -> None:
+    own = rec(user_id=5, source="command", private=True)
+    assert own.author_id == 5  # /sentiment: the requester's own words
+    menu = rec(user_id=5, source="context_menu", message_id=9, author_id=6, private=True)
+    await store.add(own)
+    await store.add(menu)
+    rows = await store.history(HistoryFilter(guild_id=1, user_id=5))
+    assert {(r.source, r.author_id, r.private) for r in rows} == {
+        ("command", 5, True),
+        ("context_menu", 6, True),
+    }
+    with pytest.raises(ValueError, match="only context_menu rows hold someone else's words"):
+        rec(user_id=5, source="auto", author_id=6)
+    with pytest.raises(ValueError, match="needs the requester's user_id"):
+        HistoryFilter(guild_id=1, audience="requester")
+
+
+async def test_an_opted_out_authors_words_are_never_stored_nor_shown(store: Storage) -> None:
+    store.start_writer()
+    await store.add(rec(user_id=5, message_id=1, source="context_menu", author_id=6))
+    await store.add(rec(user_id=6, message_id=2, source="auto"))
+    await store.add(rec(user_id=5, message_id=3, source="context_menu", author_id=7))
+    await store.add(rec(user_id=8, source="command"))
+    # 6 forgets: their own row and 5's menu row on their message go
+    assert await store.forget_user(6) == 2
+    # and nothing holding their words is stored again, whoever asks, queued or direct
+    later = rec(user_id=5, message_id=4, source="context_menu", author_id=6, text="6's words")
+    assert not store.submit(later)
+    assert await store.add(later) is None
+    await store.flush()
+    assert [r.message_id for r in await store.history(HistoryFilter(guild_id=1, user_id=5))] == [3]
+    # 7 opts out without forgetting (set_opt_out): their words are kept but shown to no member
+    await store.set_opt_out(7, True)
+    mine = HistoryFilter(guild_id=1, user_id=5, audience="requester")
+    assert await store.count(mine) == 0
+    assert await store.count(HistoryFilter(guild_id=1, user_id=5)) == 1  # the operator's view
+
+
+async def test_private_rows_only_in_their_requesters_own_view(store: Storage) -> None:
+    await store.add(rec(user_id=5, private=True, label="negative", p_positive=0.1))
+    await store.add(rec(user_id=5, message_id=9, source="context_menu", author_id=6, private=True))
+    await store.add(rec(user_id=5, text="public"))
+    await store.add(rec(user_id=6, source="auto", message_id=10))
+    own = HistoryFilter(guild_id=1, user_id=5, audience="requester")
+    assert await store.count(own) == 3
+    by_moderator = HistoryFilter(guild_id=1, user_id=5, audience="others")
+    assert [r.text for r in await store.history(by_moderator)] == ["public"]
+    channel = HistoryFilter(guild_id=1, channel_id=10, audience="others")
+    assert await store.count(channel) == 2
+    assert await store.mood_counts(HistoryFilter(guild_id=1, audience="others")) == {
+        "positive": 2,
+        "negative": 0,
+        "neutral": 0,
+        "unread": 0,
+    }
+    over_time = await store.mood_over_time(HistoryFilter(guild_id=1, audience="others"))
+    assert [counts["negative"] for _, counts in over_time] == [0]
+    assert read_count(store.path, channel) == 2  # the operator CLI's helpers: the same SQL
+    assert await store.count(HistoryFilter(guild_id=1)) == 4  # the operator sees every row
+
+
 async def test_three_way_probabilities_and_unread_reasons_round_trip(store: Storage) -> None:
     records = [
         rec(message_id=1, p_negative=0.1, p_neutral=0.2, p_positive=0.875),
@@ -338,11 +586,12 @@ async def test_the_database_refuses_inconsistent_three_way_rows(store: Storage) 
     """The CHECK constraints hold even for a writer that skips PredictionRecord's checks."""
     good = storage_module._record_params(rec(p_negative=0.5, p_neutral=0.25))
     bad_rows = {
-        "one probability alone": (*good[:11], 0.5, None, None),
-        "a probability above 1": (*good[:11], 1.5, 0.0, None),
-        "more than 1 in all": (*good[:11], 0.75, 0.5, None),
-        "an unknown reason": (*good[:11], None, None, "because"),
-        "probabilities of a text not read": (*good[:11], 0.5, 0.25, "empty"),
+        "one probability alone": (*good[:11], 0.5, None, None, *good[14:]),
+        "a probability above 1": (*good[:11], 1.5, 0.0, None, *good[14:]),
+        "more than 1 in all": (*good[:11], 0.75, 0.5, None, *good[14:]),
+        "an unknown reason": (*good[:11], None, None, "because", *good[14:]),
+        "probabilities of a text not read": (*good[:11], 0.5, 0.25, "empty", *good[14:]),
+        "private neither yes nor no": (*good[:15], 2),
     }
     for what, row in bad_rows.items():
         with pytest.raises(sqlite3.IntegrityError):
@@ -1056,3 +1305,95 @@ def test_read_only_helpers_cannot_write(db_path: Path) -> None:
     ):
         conn.execute("DELETE FROM predictions")
     assert read_count(db_path, HistoryFilter(guild_id=1)) == 1
+
+
+# --- durability, corruption, file identity, bounded backlog (issue 11) --------------------------
+
+
+async def test_save_returns_once_the_row_is_committed_and_batches_concurrent_saves(
+    store: Storage, db_path: Path
+) -> None:
+    store.start_writer()
+    results = await asyncio.gather(*(store.save(rec(user_id=i)) for i in range(50)))
+    assert results == [True] * 50
+    # Committed: another connection sees every row at once.
+    assert plain(db_path).execute("SELECT COUNT(*) FROM predictions").fetchone() == (50,)
+    assert store.writer_stats.batches < 50  # group commit: saves share transactions
+
+
+async def test_synchronous_is_full(store: Storage) -> None:
+    ((level,),) = await store._db.execute_fetchall("PRAGMA synchronous")
+    assert level == 2  # FULL
+
+
+async def test_corruption_on_insert_is_not_retried_and_refuses_at_once(
+    store: Storage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    def corrupt(sql: str, rows: list[tuple[object, ...]]) -> Any:
+        nonlocal calls
+        calls += 1
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(store._db, "executemany", corrupt)
+    store.start_writer(retry_initial=0.001, retry_max=0.002)
+    with pytest.raises(StorageUnavailableError, match="damaged"):
+        await asyncio.wait_for(store.save(rec(user_id=1)), 10)
+    assert calls == 1  # not retried
+    with pytest.raises(StorageUnavailableError, match="damaged"):
+        store.submit(rec(user_id=2))
+    (error,) = storage_records(caplog, logging.ERROR)
+    assert str(store.path) in error.getMessage() and "restore a backup" in error.getMessage()
+    assert storage_records(caplog, logging.WARNING) == []
+    assert store.writer_stats.unavailable is not None and not store.writer_stats.running
+
+
+async def test_deleted_file_is_noticed_before_the_commit(
+    store: Storage, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.start_writer()
+    assert await store.save(rec(user_id=1))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StorageUnavailableError, match="deleted or replaced"):
+        await asyncio.wait_for(store.save(rec(user_id=2)), 10)
+    (error,) = storage_records(caplog, logging.ERROR)
+    assert "deleted or replaced" in error.getMessage() and str(db_path) in error.getMessage()
+
+
+async def test_backlog_is_bounded_and_its_duplicate_check_sees_queued_records(
+    store: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.start_writer(max_pending=3)  # the writer has not run yet: everything stays queued
+    for i in range(3):
+        assert store.submit(rec(source="auto", message_id=100 + i, user_id=i))
+    with pytest.raises(StorageUnavailableError, match="3 predictions are already waiting"):
+        store.submit(rec(source="auto", message_id=200))
+    assert await store.has_auto_prediction(101)
+    assert not await store.has_auto_prediction(200)
+    assert store.writer_stats.over_bound == 1
+    assert len(storage_records(caplog, logging.ERROR)) == 1
+    await store.flush()
+    assert await store.has_auto_prediction(101)  # now from the database
+    assert store._pending_auto == {}
+    assert store.submit(rec(source="auto", message_id=200))  # room again
+
+
+async def test_quick_check_refuses_a_damaged_file_at_open(db_path: Path) -> None:
+    storage = await Storage.open(db_path)
+    storage.start_writer()
+    for i in range(400):
+        storage.submit(rec(source="auto", message_id=1000 + i, user_id=i))
+    await storage.close()
+    conn = plain(db_path)
+    ((root,),) = conn.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'predictions_auto_once'"
+    ).fetchall()
+    ((page_size,),) = conn.execute("PRAGMA page_size").fetchall()
+    conn.close()
+    with db_path.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\xff" * page_size)
+    with pytest.raises(StorageError, match=r"damaged.*REINDEX"):
+        await Storage.open(db_path)

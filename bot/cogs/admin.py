@@ -6,9 +6,11 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
+import emoji
 from discord import app_commands
 from discord.ext import commands
 
+from bot.cogs.options import band_problem, refuse, refuse_bad_options
 from bot.interactions import send
 from bot.storage import GuildSettings
 
@@ -18,25 +20,39 @@ if TYPE_CHECKING:
 Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel
 
 
-# Keycap emoji (1️⃣ #️⃣ *️⃣) are the only Unicode emoji made partly of ASCII characters.
-_KEYCAP = re.compile("[0-9#*]\ufe0f?\u20e3")
+# A custom emoji as Discord writes it in a message: <:name:id>, animated <a:name:id>.
+_CUSTOM = re.compile(r"<(a?):(\w{2,32}):(\d{15,20})>", re.ASCII)
+MAX_ID = 2**63 - 1
+
+
+def _not_an_emoji(value: str) -> str:
+    return (
+        f"{value!r} is not an emoji. Use a Unicode emoji such as 👍 or a custom one of this "
+        "server, like <:party:123456789012345678>."
+    )
+
+
+def custom_emoji_id(value: str) -> int | None:
+    """The id of a custom emoji ``<:name:id>`` / ``<a:name:id>``, or None for anything else."""
+    found = _CUSTOM.fullmatch(value.strip())
+    if found is None or int(found[3]) > MAX_ID:
+        return None
+    return int(found[3])
 
 
 def emoji_problem(value: str) -> str | None:
-    """Why ``value`` cannot be used as a reaction emoji, or None when it can."""
+    """Why ``value`` cannot be used as a reaction emoji, or None when it can.
+
+    Exactly one emoji: one Unicode emoji (a skin tone, a ZWJ sequence such as 🏳️‍🌈, a flag
+    or a keycap counts as one), or one custom emoji (whether it belongs to this server is
+    checked by :meth:`AdminCog.emoji` with Discord). Text, ASCII faces like ":)", invisible
+    characters, arrows and other symbols that are not emoji, and two emoji together are
+    refused: Discord would refuse every reaction with them.
+    """
     value = value.strip()
-    partial = discord.PartialEmoji.from_str(value)
-    if partial.id is not None:
-        return None  # a custom emoji <:name:id>; Discord tells at reaction time if it is foreign
-    # Text (letters, digits, spaces) and ASCII faces like ":)" or "<3" are not emoji: Discord
-    # would refuse every reaction with them.
-    rest = _KEYCAP.sub("", value)
-    if not value or len(value) > 16 or any(c.isascii() or c.isalnum() or c.isspace() for c in rest):
-        return (
-            f"{value!r} is not an emoji. Use a Unicode emoji such as 👍 or a custom one of this "
-            "server, like <:party:123456789012345678>."
-        )
-    return None
+    if custom_emoji_id(value) is not None or emoji.is_emoji(value):
+        return None
+    return _not_an_emoji(value)
 
 
 @app_commands.guild_only()
@@ -124,17 +140,46 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         negative: str | None = None,
     ) -> None:
         assert interaction.guild_id is not None
-        for value in (positive, negative):
-            problem = emoji_problem(value) if value is not None else None
-            if problem:
-                await send(interaction, content=problem, ephemeral=True)
+        chosen: dict[str, str] = {}
+        for name, value in (("positive", positive), ("negative", negative)):
+            if value is None:
+                continue
+            problem = emoji_problem(value)
+            if problem is None and custom_emoji_id(value) is not None:
+                problem, value = await self._custom_emoji(interaction, value.strip())
+            if await refuse(interaction, problem):
                 return
+            chosen[f"{name}_emoji"] = value.strip()
         settings = await self.bot.storage.update_guild_settings(
             interaction.guild_id,
-            positive_emoji=positive.strip() if positive else None,
-            negative_emoji=negative.strip() if negative else None,
+            positive_emoji=chosen.get("positive_emoji"),
+            negative_emoji=chosen.get("negative_emoji"),
         )
         await self._show(interaction, settings, "Emoji updated.")
+
+    async def _custom_emoji(
+        self, interaction: discord.Interaction[Any], value: str
+    ) -> tuple[str | None, str]:
+        """(why not, the emoji as Discord writes it): a custom emoji must be one of this
+        server's; anywhere else the bot cannot react with it. Asked of Discord (the bot does
+        not cache the server's emoji)."""
+        emoji_id = custom_emoji_id(value)
+        guild = interaction.guild
+        assert emoji_id is not None and guild is not None
+        known = guild.get_emoji(emoji_id)
+        if known is not None:
+            return None, str(known)
+        try:
+            fetched = await guild.fetch_emoji(emoji_id)
+        except discord.NotFound:
+            return (
+                f"{value!r} is not an emoji of this server: the bot can only react with "
+                "Unicode emoji and this server's own (Server Settings > Emoji).",
+                value,
+            )
+        except discord.HTTPException as exc:
+            return f"Discord did not confirm {value!r} ({exc.status}); try again.", value
+        return None, str(fetched)
 
     @app_commands.command(
         name="band",
@@ -155,12 +200,20 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         # model the same pair reads as thresholds: 👍 when P(positive) >= high, 👎 when
         # P(negative) >= 1 - low (see model.Prediction).
         assert interaction.guild_id is not None
+        if await refuse_bad_options(interaction):
+            return
         if (low is None) != (high is None):
             await send(
                 interaction,
                 content="Give both `low` and `high`, or neither to reset to the model's band.",
                 ephemeral=True,
             )
+            return
+        if (
+            low is not None
+            and high is not None
+            and await refuse(interaction, band_problem(low, high))
+        ):
             return
         band: tuple[float, float] | Literal["reset"] = (
             (low, high) if low is not None and high is not None else "reset"
@@ -186,6 +239,8 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         self, interaction: discord.Interaction[Any], days: app_commands.Range[int, 0, 36500]
     ) -> None:
         assert interaction.guild_id is not None
+        if await refuse_bad_options(interaction):
+            return
         settings = await self.bot.storage.update_guild_settings(
             interaction.guild_id, retention_days=days if days else "reset"
         )

@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.charts import mood_chart
+from bot.cogs.options import refuse_bad_options
 from bot.interactions import reply_when_ready, send
 from bot.render import history_embed, plural, summary_embed
 from bot.storage import HistoryFilter, Storage
@@ -147,6 +148,8 @@ class HistoryCog(commands.Cog):
         days: app_commands.Range[int, 1, 3650] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
+        if await refuse_bad_options(interaction):
+            return
         target = member or interaction.user
         if target.id != interaction.user.id and not can_moderate(interaction, channel):
             await send(
@@ -162,6 +165,9 @@ class HistoryCog(commands.Cog):
             channel_id=channel.id if channel else None,
             mood=mood,
             since=since_days(days),
+            # Private predictions (/sentiment private:True, the context menu) only for their
+            # requester; never the words of a member who opted out.
+            audience="requester" if target.id == interaction.user.id else "others",
         )
         whose = "Your" if target.id == interaction.user.id else f"{target.display_name}'s"
         await self._send_history(interaction, flt, f"{whose} sentiment history")
@@ -181,6 +187,8 @@ class HistoryCog(commands.Cog):
         days: app_commands.Range[int, 1, 3650] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
+        if await refuse_bad_options(interaction):
+            return
         if not can_moderate(interaction, channel):
             await send(
                 interaction,
@@ -190,7 +198,11 @@ class HistoryCog(commands.Cog):
             )
             return
         flt = HistoryFilter(
-            guild_id=interaction.guild_id, channel_id=channel.id, mood=mood, since=since_days(days)
+            guild_id=interaction.guild_id,
+            channel_id=channel.id,
+            mood=mood,
+            since=since_days(days),
+            audience="others",  # no private prediction, no opted-out member's words
         )
         await self._send_history(interaction, flt, f"Sentiment history of #{channel.name}")
 
@@ -209,10 +221,13 @@ class HistoryCog(commands.Cog):
         private: bool = False,
     ) -> None:
         assert interaction.guild_id is not None
+        if await refuse_bad_options(interaction):
+            return
         flt = HistoryFilter(
             guild_id=interaction.guild_id,
             channel_id=channel.id if channel else None,
             since=since_days(days),
+            audience="others",  # the server's mood (maybe shown to all): no private prediction
         )
         bucket: Literal["hour", "day", "week"] = (
             "hour" if days <= 2 else "day" if days <= 90 else "week"

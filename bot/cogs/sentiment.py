@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -10,16 +11,23 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.cogs.options import refuse_bad_options
 from bot.inference import InferenceError, Overloaded, ServiceClosed
 from bot.interactions import reply_when_ready
+from bot.mood import NotSavedError
 from bot.render import prediction_embed
 from bot.storage import Source, StorageError
+from model import Prediction
 
 if TYPE_CHECKING:
     from bot.client import SentimentBot
 
 log = logging.getLogger(__name__)
 
+NOT_SAVED = (
+    "This answer was not saved to your history: the bot's database is unavailable "
+    "(the operator has been told)."
+)
 MAX_TEXT = 4000  # Discord's message limit for Nitro users; the encoder truncates by tokens anyway
 WARN_EVERY_S = 600.0  # the same problem in the same place is logged at most this often
 
@@ -51,14 +59,24 @@ class SentimentCog(commands.Cog):
         text: app_commands.Range[str, 1, MAX_TEXT],
         private: bool = False,
     ) -> None:
+        if await refuse_bad_options(interaction):  # e.g. a text longer than MAX_TEXT
+            return
         await self._answer(interaction, text, "command", ephemeral=private, message_id=None)
 
     async def analyze_message(
         self, interaction: discord.Interaction[Any], message: discord.Message
     ) -> None:
-        """Message context menu: the same answer, only for the person asking."""
+        """Message context menu: the same answer, only for the person asking.
+
+        The row records the message's author (whose words it holds) and is private to the
+        requester; nothing is stored if the author opted out (storage refuses it)."""
         await self._answer(
-            interaction, message.content, "context_menu", ephemeral=True, message_id=message.id
+            interaction,
+            message.content,
+            "context_menu",
+            ephemeral=True,
+            message_id=message.id,
+            author_id=message.author.id,
         )
 
     async def _answer(
@@ -69,6 +87,7 @@ class SentimentCog(commands.Cog):
         *,
         ephemeral: bool,
         message_id: int | None,
+        author_id: int | None = None,
     ) -> None:
         guild_id = interaction.guild_id
         with self.bot.handling():
@@ -76,29 +95,53 @@ class SentimentCog(commands.Cog):
             band = settings.band if settings and settings.band else self.bot.classifier.band
             # Text typed into /sentiment is stored; a member's message only where allowed.
             store_text = source == "command" or bool(settings and settings.store_auto_text)
-            work = self.bot.mood.classify(
-                text,
-                source=source,
-                user_id=interaction.user.id,
-                guild_id=guild_id,
-                channel_id=interaction.channel_id,
-                message_id=message_id,
-                store_text=store_text,
-                band=band,
-            )
-            await reply_when_ready(
-                interaction,
-                work,
-                lambda prediction: {"embed": prediction_embed(text, prediction, band)},
-                ephemeral=ephemeral,
-            )
+
+            async def work() -> tuple[Prediction, bool]:
+                try:
+                    prediction = await self.bot.mood.classify(
+                        text,
+                        source=source,
+                        user_id=interaction.user.id,
+                        guild_id=guild_id,
+                        channel_id=interaction.channel_id,
+                        message_id=message_id,
+                        store_text=store_text,
+                        band=band,
+                        author_id=author_id,
+                        private=ephemeral,  # an answer only the requester sees: a private row
+                    )
+                except NotSavedError as exc:
+                    # The mood can still be told; the user learns it was not saved.
+                    self._error("not-saved", 0, "/%s answered but not saved: %s", source, exc)
+                    return exc.prediction, False
+                return prediction, True
+
+            def render(result: tuple[Prediction, bool]) -> dict[str, Any]:
+                prediction, saved = result
+                embed = prediction_embed(text, prediction, band)
+                if not saved:
+                    embed.add_field(name="Not saved", value=NOT_SAVED, inline=False)
+                return {"embed": embed}
+
+            await reply_when_ready(interaction, work(), render, ephemeral=ephemeral)
 
     # -- automatic reactions -----------------------------------------------------------------
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         with self.bot.handling():
-            await self._maybe_react(message)
+            try:
+                await self._maybe_react(message)
+            except (sqlite3.Error, StorageError) as exc:
+                # A damaged database (e.g. a corrupt index under the duplicate check) must not
+                # print a traceback per message: one ERROR, then at most one per WARN_EVERY_S.
+                self._error(
+                    "storage",
+                    0,
+                    "automatic reactions are failing: the database cannot be read (%s); "
+                    "stop the bot and check the file (README, Operations)",
+                    exc,
+                )
 
     async def _maybe_react(self, message: discord.Message) -> None:
         if (
@@ -135,6 +178,10 @@ class SentimentCog(commands.Cog):
             )
         except Overloaded:
             return  # shed under load; counted in the inference stats
+        except NotSavedError as exc:
+            # No reaction for a prediction that is not stored: a reaction means it is durable.
+            self._warn("not-saved", message.guild.id, "automatic reaction skipped: %s", exc)
+            return
         except (InferenceError, ServiceClosed, StorageError) as exc:
             self._warn("classify", message.guild.id, "automatic reaction skipped: %s", exc)
             return
@@ -167,12 +214,18 @@ class SentimentCog(commands.Cog):
                 "http", message.channel.id, "reaction failed in %s: %s", message.channel.id, exc
             )
 
-    def _warn(self, kind: str, where: int, msg: str, *args: object) -> None:
+    def _warn(
+        self, kind: str, where: int, msg: str, *args: object, level: int = logging.WARNING
+    ) -> None:
         """Log a warning at most once per WARN_EVERY_S for the same kind of problem and place."""
         now = time.monotonic()
         if now - self._warned.get((kind, where), -WARN_EVERY_S) >= WARN_EVERY_S:
             self._warned[(kind, where)] = now
-            log.warning(msg, *args)
+            log.log(level, msg, *args)
+
+    def _error(self, kind: str, where: int, msg: str, *args: object) -> None:
+        """Like :meth:`_warn`, at ERROR."""
+        self._warn(kind, where, msg, *args, level=logging.ERROR)
 
     # -- deletions ---------------------------------------------------------------------------
 
