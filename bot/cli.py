@@ -14,7 +14,9 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
 from bot.config import Settings, SettingsError
@@ -29,6 +31,9 @@ from bot.storage import (
 )
 from model import ArtifactError, EncoderError
 
+if TYPE_CHECKING:  # imported when run: it loads torch
+    from bot.client import SentimentBot
+
 log = logging.getLogger("bot")
 
 NO_TOKEN = (
@@ -39,6 +44,38 @@ NO_TOKEN = (
 
 def setup_logging(level: str) -> None:
     discord.utils.setup_logging(level=getattr(logging, level), root=True)
+
+
+class DiscordUnreachableError(Exception):
+    """Logging in failed before any answer from Discord (DNS, refused connection, TLS, 5xx)."""
+
+
+# Errors of the connection itself. Once logged in, discord.py retries them (reconnect=True):
+# one that ends ``start`` came from logging in or from the first command sync.
+_NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, discord.DiscordServerError)
+# On SIGINT / SIGTERM, how long the connection may take to end after close(); discord.py sleeps
+# between reconnect attempts (up to minutes) and close() does not wake it: it is then cancelled.
+CONNECTION_GRACE_S = 3.0
+
+
+async def _start(bot: SentimentBot, token: str) -> None:
+    """The cheap local checks first (database, then the model), then log in and connect."""
+    await bot.prepare()
+    try:
+        await bot.login(token)
+    except _NETWORK_ERRORS as exc:
+        raise DiscordUnreachableError(_describe(exc)) from exc
+    await bot.connect()
+
+
+def _describe(exc: BaseException) -> str:
+    """The error on one short line (a proxy's error page can be long HTML)."""
+    if isinstance(exc, discord.DiscordServerError):
+        text = f"Discord answered {exc.status} {exc.text or ''}"
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    flat = " ".join(text.split())
+    return flat if len(flat) <= 200 else flat[:199] + "…"
 
 
 async def run_bot(settings: Settings) -> None:
@@ -53,7 +90,7 @@ async def run_bot(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with bot:
-            runner = asyncio.create_task(bot.start(settings.token.reveal()), name="bot")
+            runner = asyncio.create_task(_start(bot, settings.token.reveal()), name="bot")
             stopper = asyncio.create_task(stop.wait(), name="signals")
             await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():
@@ -64,7 +101,10 @@ async def run_bot(settings: Settings) -> None:
                     runner.cancel()
                 await bot.close()
             stopper.cancel()
-            await asyncio.wait({runner})
+            await asyncio.wait({runner}, timeout=CONNECTION_GRACE_S if stop.is_set() else None)
+            if not runner.done():  # asleep before a reconnect attempt
+                runner.cancel()
+                await asyncio.wait({runner})
             if not runner.cancelled():
                 runner.result()  # the connection's own error, if it ended with one
     finally:
@@ -96,6 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "error: Discord refused DISCORD_TOKEN. Reset the token on the Developer Portal's "
             "Bot page and put the new one in .env.",
+            file=sys.stderr,
+        )
+        return 2
+    except DiscordUnreachableError as exc:
+        print(
+            f"error: cannot reach Discord to log in ({exc}). Check the network connection and "
+            "DNS, any proxy or firewall in the way (HTTPS to discord.com), the system clock and "
+            "CA certificates for TLS errors, and that DISCORD_TOKEN is the bot's token.",
             file=sys.stderr,
         )
         return 2

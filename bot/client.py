@@ -62,6 +62,8 @@ class SentimentBot(commands.Bot):
         )
         self.settings = settings
         self._classifier = classifier
+        self._storage: Storage | None = None  # opened by prepare()
+        self._prepared = False
         self._services_started = False
         self.setup_done = False  # setup_hook finished: from now on close() alone stops the bot
         self._busy: set[asyncio.Task[Any]] = set()
@@ -75,8 +77,18 @@ class SentimentBot(commands.Bot):
     inference: InferenceService
     mood: MoodService
 
-    async def setup_hook(self) -> None:
+    async def prepare(self) -> None:
+        """The local start-up work, cheapest check first: open the database (with its integrity
+        quick check), then load the model (seconds). ``sentiment-bot`` runs this before it logs
+        in, so that a damaged database or an unwritable path fails before the model loads and
+        before Discord is contacted; ``setup_hook`` runs it when it has not run yet. Idempotent.
+        """
+        if self._prepared:
+            return
         settings = self.settings
+        if self._storage is None:
+            self._storage = await Storage.open(settings.database)
+            self.storage = self._storage
         if self._classifier is None:
             self._classifier = await asyncio.to_thread(
                 SentimentClassifier.load,
@@ -97,7 +109,11 @@ class SentimentBot(commands.Bot):
             if self.classifier.three_way
             else f"neutral band {low:.3f}..{high:.3f}",
         )
-        self.storage = await Storage.open(settings.database)
+        self._prepared = True
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        await self.prepare()
         self.storage.start_writer()
         predictor: Predictor = self.classifier
         self.inference = InferenceService(
@@ -220,9 +236,12 @@ class SentimentBot(commands.Bot):
                 # ...then any that got their predictions from the last batches log them and
                 # send their reactions and replies while the connection is still open.
                 await self._finish_handlers()
-                await self.storage.close()
+            if self._storage is not None:
+                await self._storage.close()
         finally:
             await super().close()
+        if self._storage is not None and self._storage.writer_stats.pending:
+            return  # storage.close said what was not written: not a clean shutdown
         log.info("shut down cleanly")
 
 
