@@ -4,6 +4,7 @@ why a text was not read). Knows nothing of discord objects."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from bot.inference import InferenceService
@@ -16,10 +17,11 @@ class NotSavedError(Exception):
     full). ``prediction`` is the answer; ``reason`` says why it was not saved. Callers must not
     react as if it were stored; a command may still show the mood, saying it was not saved."""
 
-    def __init__(self, prediction: Prediction, reason: str) -> None:
+    def __init__(self, prediction: Prediction, reason: str, *, queued: bool = False) -> None:
         super().__init__(reason)
         self.prediction = prediction
         self.reason = reason
+        self.queued = queued  # still queued: written when the database recovers
 
 
 class MoodService:
@@ -41,6 +43,7 @@ class MoodService:
         band: tuple[float, float] | None = None,
         author_id: int | None = None,
         private: bool = False,
+        save_timeout: float | None = None,
     ) -> Prediction:
         """Predict (automatic work may be shed: :class:`bot.inference.Overloaded`) and log it.
 
@@ -49,6 +52,10 @@ class MoodService:
         never about a row a crash could lose. Raises :class:`NotSavedError` (with the
         prediction) when storage cannot take it. The event loop is never blocked: the wait is
         an await on the writer task.
+
+        ``save_timeout``: wait at most this long for the commit; past it, raise
+        :class:`NotSavedError` with ``queued`` True (the record stays queued and is written
+        when the database recovers). None: wait as long as the writer retries.
         """
         prediction = await self.inference.predict(text, sheddable=source == "auto")
         if band is not None:
@@ -73,7 +80,11 @@ class MoodService:
             private=private,
         )
         try:
-            await self.storage.save(record)
+            # Cancelling the wait leaves the record in the writer's queue.
+            await asyncio.wait_for(self.storage.save(record), save_timeout)
         except StorageError as exc:
             raise NotSavedError(prediction, str(exc)) from exc
+        except TimeoutError as exc:
+            why = self.storage.failure or "the database did not answer in time"
+            raise NotSavedError(prediction, why, queued=True) from exc
         return prediction

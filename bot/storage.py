@@ -1018,6 +1018,7 @@ class Storage:
         self._batches = 0
         self._failed_batches = 0
         self._failing = False
+        self._failure: str | None = None  # what the writer last failed with, while failing
         self._stopping = False
         self._closed = False
         self._max_pending = MAX_PENDING
@@ -1125,8 +1126,11 @@ class Storage:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
         self._ensure_open()
         async with self._tx_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a caller cancelled while BEGIN waits for a lock (a command's
+                # bounded wait) must not leave the connection in a transaction; the ROLLBACK
+                # runs after the BEGIN in aiosqlite's thread.
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 await self._db.commit()
             except BaseException:
@@ -1286,6 +1290,12 @@ class Storage:
             unavailable=self._unavailable,
         )
 
+    @property
+    def failure(self) -> str | None:
+        """SQLite's words for why the writer's writes are failing and being retried (e.g.
+        "database is locked"), or None while they are not."""
+        return self._failure if self._failing else None
+
     def _accepts(self, record: PredictionRecord) -> bool:
         # Neither the requester nor the author of the words may have opted out.
         return (
@@ -1405,6 +1415,7 @@ class Storage:
                 if _is_corruption(exc):
                     self._break_down(len(batch), exc)
                     raise StorageUnavailableError(self._unavailable) from exc
+                self._failure = str(exc)
                 if not self._failing:
                     self._failing = True
                     log.warning(
@@ -1586,16 +1597,23 @@ class Storage:
         """
         _check_id("user_id", user_id, nullable=False)
         await self.flush()  # land what is queued, so the count covers it
+        was_out = user_id in self._opted_out
         self._opted_out.add(user_id)  # refuse queued and new records from now on
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM predictions WHERE user_id = ? OR author_id = ?", [user_id, user_id]
-            )
-            deleted = cursor.rowcount
-            await db.execute(
-                "INSERT INTO opt_outs (user_id, since) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [user_id, time.time()],
-            )
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    "DELETE FROM predictions WHERE user_id = ? OR author_id = ?",
+                    [user_id, user_id],
+                )
+                deleted = cursor.rowcount
+                await db.execute(
+                    "INSERT INTO opt_outs (user_id, since) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [user_id, time.time()],
+                )
+        except BaseException:
+            if not was_out:  # not carried out (e.g. the database is locked): nothing changed
+                self._opted_out.discard(user_id)
+            raise
         return deleted
 
     async def set_opt_out(self, user_id: int, opted_out: bool) -> None:

@@ -37,6 +37,7 @@ from e2e_support import (
     NEGATIVE,
     OWNER,
     POSITIVE,
+    RANDOM,
     SlowClassifier,
     World,
     open_world,
@@ -743,3 +744,121 @@ async def test_long_outage_keeps_a_bounded_backlog_and_says_so_once(
     (error,) = errors
     assert "3 predictions are waiting" in error and "not stored" in error
     assert any("takes predictions again" in m for m in records(caplog, "bot.storage", logging.INFO))
+
+
+# --------------------------------------------------------------------------------------------
+# Commands answer in time while the database fails (issue 11, item 9)
+
+
+async def _locked_with_a_backlog(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], Awaitable[None]]:
+    """Another program holds the write lock, and a prediction waits in the writer's queue: a
+    command that needs the queue written first (/forget-me) would wait for the lock."""
+    undo = await _lock(world)
+    await post(world, [POSITIVE])
+    await world.fake.wait_for(lambda: world.bot.storage.writer_stats.failing, description="retry")
+    return undo
+
+
+async def _broken(world: World, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Awaitable[None]]:
+    """Every statement that writes meets a damaged page, as SQLite reports it."""
+    db = world.bot.storage._db
+
+    async def malformed(*args: object, **kwargs: object) -> Any:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(db, "execute", malformed)
+    monkeypatch.setattr(db, "executemany", malformed)
+
+    async def undo() -> None:
+        monkeypatch.undo()
+
+    return undo
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (_locked_with_a_backlog, "database is locked"),
+        (_broken, "database disk image is malformed"),
+    ],
+    ids=["write-locked by another program", "broken"],
+)
+async def test_commands_answer_in_time_that_storage_is_unavailable_while_the_database_fails(
+    tmp_path: Path,
+    classifier: SentimentClassifier,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fault: Callable[[World, pytest.MonkeyPatch], Awaitable[Callable[[], Awaitable[None]]]],
+    reason: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    async with open_world(tmp_path, classifier) as world:
+        storage = world.bot.storage
+        await react_to(world, NEGATIVE)  # a row about Alice
+        undo = await fault(world, monkeypatch)
+        try:
+            started = time.monotonic()
+            forget = await world.fake.invoke_slash(
+                "forget-me", {}, user_id=ALICE, channel_id=GENERAL, guild_id=GUILD
+            )
+            admin = await world.fake.invoke_slash(
+                "sentiment-admin",
+                {"channel": RANDOM, "enabled": True},
+                user_id=OWNER,
+                channel_id=GENERAL,
+                guild_id=GUILD,
+                subcommand="reactions",
+            )
+            forget_reply = await forget.wait_for_reply(timeout=15)
+            admin_reply = await admin.wait_for_reply(timeout=15)
+            assert time.monotonic() - started < 10  # a few seconds, not "when it recovers"
+            for reply in (forget_reply, admin_reply):
+                assert "Storage is unavailable right now" in reply.text
+                assert reason in reply.text and "was not carried out" in reply.text
+                assert reply.ephemeral
+            assert "forget you" in forget_reply.text
+            assert "automatic reactions on" in admin_reply.text
+            assert not storage.opted_out(ALICE)  # not carried out: nothing changed
+        finally:
+            await undo()
+        await world.settle()
+        assert RANDOM not in (await storage.guild_settings(GUILD)).auto_channels
+        assert [r for r in await world.rows() if r.user_id == ALICE]  # nothing was erased
+        # Once the database works again, so does the command.
+        assert "Done: erased" in (await world.slash("forget-me")).text
+        assert not [r for r in await world.rows() if r.user_id == ALICE]
+    warnings = records(caplog, "bot.interactions")
+    assert len(warnings) == 2 and all("storage unavailable" in w for w in warnings)
+    assert any("/forget-me" in w and "was not carried out" in w for w in warnings)
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback
+    assert records(caplog, "discord", logging.ERROR) == []
+
+
+async def test_sentiment_answers_in_time_while_its_row_waits_for_a_locked_database(
+    tmp_path: Path,
+    classifier: SentimentClassifier,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """/sentiment waits for its row's commit, but not past a few seconds: the mood is told,
+    with a line saying the row is queued and will be saved when the database recovers."""
+    caplog.set_level(logging.INFO, logger="bot")
+    async with open_world(tmp_path, classifier) as world:
+        undo = await _lock(world)
+        try:
+            started = time.monotonic()
+            interaction = await world.fake.invoke_slash(
+                "sentiment", {"text": NEGATIVE}, user_id=ALICE, channel_id=GENERAL, guild_id=GUILD
+            )
+            reply = await interaction.wait_for_reply(timeout=15)
+            assert time.monotonic() - started < 10
+            assert interaction.response_type == 5 and reply.via == "followup"
+            assert "Negative" in reply.text and "database is locked" in reply.text
+            assert "queued and will be carried out when it recovers" in reply.text
+        finally:
+            await undo()
+        await world.settle()
+        (row,) = [r for r in await world.rows() if r.source == "command"]
+        assert row.text == NEGATIVE  # written once the lock went
+    assert not [r for r in caplog.records if r.exc_info]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -11,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.options import band_problem, refuse, refuse_bad_options
-from bot.interactions import send
+from bot.interactions import reply_when_ready, send
 from bot.storage import GuildSettings
 
 if TYPE_CHECKING:
@@ -76,8 +77,25 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         return True
 
     async def _show(
-        self, interaction: discord.Interaction[Any], settings: GuildSettings, note: str
+        self,
+        interaction: discord.Interaction[Any],
+        settings: Awaitable[GuildSettings],
+        note: str,
+        request: str | None = None,
     ) -> None:
+        """Answer with the settings ``settings`` gives (a read, or a change that returns the new
+        settings), deferring if the database is slow; if it fails, say that storage is
+        unavailable and that ``request`` (the change) was not carried out."""
+        await reply_when_ready(
+            interaction,
+            settings,
+            lambda done: {"embed": self._embed(done, note)},
+            ephemeral=True,
+            storage=self.bot.storage,
+            request=request,
+        )
+
+    def _embed(self, settings: GuildSettings, note: str) -> discord.Embed:
         band = settings.band or self.bot.classifier.band
         channels = ", ".join(f"<#{c}>" for c in sorted(settings.auto_channels)) or "none"
         retention = settings.retention_days or self.bot.settings.retention_days
@@ -106,14 +124,12 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
             name="Retention",
             value=f"{retention} days" if retention else "forever",
         )
-        await send(interaction, embed=embed, ephemeral=True)
+        return embed
 
     @app_commands.command(name="show", description="Show this server's settings")
     async def show(self, interaction: discord.Interaction[Any]) -> None:
         assert interaction.guild_id is not None
-        await self._show(
-            interaction, await self.bot.storage.guild_settings(interaction.guild_id), ""
-        )
+        await self._show(interaction, self.bot.storage.guild_settings(interaction.guild_id), "")
 
     @app_commands.command(name="reactions", description="Switch automatic reactions in a channel")
     @app_commands.describe(channel="The channel", enabled="On or off")
@@ -121,12 +137,12 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         self, interaction: discord.Interaction[Any], channel: Channel, enabled: bool
     ) -> None:
         assert interaction.guild_id is not None
-        settings = await self.bot.storage.set_auto_channel(
-            interaction.guild_id, channel.id, enabled
-        )
         state = "on" if enabled else "off"
         await self._show(
-            interaction, settings, f"Automatic reactions are {state} in {channel.mention}."
+            interaction,
+            self.bot.storage.set_auto_channel(interaction.guild_id, channel.id, enabled),
+            f"Automatic reactions are {state} in {channel.mention}.",
+            f"switching automatic reactions {state} in {channel.mention}",
         )
 
     @app_commands.command(name="emoji", description="The reaction emoji for positive and negative")
@@ -150,12 +166,12 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
             if await refuse(interaction, problem):
                 return
             chosen[f"{name}_emoji"] = value.strip()
-        settings = await self.bot.storage.update_guild_settings(
+        settings = self.bot.storage.update_guild_settings(
             interaction.guild_id,
             positive_emoji=chosen.get("positive_emoji"),
             negative_emoji=chosen.get("negative_emoji"),
         )
-        await self._show(interaction, settings, "Emoji updated.")
+        await self._show(interaction, settings, "Emoji updated.", "the emoji change")
 
     async def _custom_emoji(
         self, interaction: discord.Interaction[Any], value: str
@@ -218,9 +234,9 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         band: tuple[float, float] | Literal["reset"] = (
             (low, high) if low is not None and high is not None else "reset"
         )
-        settings = await self.bot.storage.update_guild_settings(interaction.guild_id, band=band)
+        settings = self.bot.storage.update_guild_settings(interaction.guild_id, band=band)
         what = "Reaction thresholds" if self.bot.classifier.three_way else "Neutral band"
-        await self._show(interaction, settings, f"{what} updated.")
+        await self._show(interaction, settings, f"{what} updated.", f"the {what.lower()} change")
 
     @app_commands.command(
         name="store-text", description="Keep the text of messages the bot reacts to"
@@ -228,10 +244,13 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
     @app_commands.describe(enabled="On: text is stored with each automatic prediction")
     async def store_text(self, interaction: discord.Interaction[Any], enabled: bool) -> None:
         assert interaction.guild_id is not None
-        settings = await self.bot.storage.update_guild_settings(
+        state = "on" if enabled else "off"
+        settings = self.bot.storage.update_guild_settings(
             interaction.guild_id, store_auto_text=enabled
         )
-        await self._show(interaction, settings, f"Text storage is {'on' if enabled else 'off'}.")
+        await self._show(
+            interaction, settings, f"Text storage is {state}.", f"switching text storage {state}"
+        )
 
     @app_commands.command(name="retention", description="Delete predictions older than N days")
     @app_commands.describe(days="Days to keep (0: the bot's default)")
@@ -241,10 +260,10 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         assert interaction.guild_id is not None
         if await refuse_bad_options(interaction):
             return
-        settings = await self.bot.storage.update_guild_settings(
+        settings = self.bot.storage.update_guild_settings(
             interaction.guild_id, retention_days=days if days else "reset"
         )
-        await self._show(interaction, settings, "Retention updated.")
+        await self._show(interaction, settings, "Retention updated.", "the retention change")
 
 
 async def setup(bot: SentimentBot) -> None:

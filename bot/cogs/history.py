@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,16 +17,24 @@ from discord.ext import commands
 
 from bot.charts import mood_chart
 from bot.cogs.options import refuse_bad_options
-from bot.interactions import reply_when_ready, send
+from bot.interactions import (
+    reply_when_ready,
+    send,
+    storage_failure,
+    unavailable_message,
+)
 from bot.render import history_embed, plural, summary_embed
-from bot.storage import HistoryFilter, Storage
+from bot.storage import HistoryFilter, Storage, StorageError
 
 if TYPE_CHECKING:
     from bot.client import SentimentBot
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 10
 READ_YOUR_WRITES_S = 2.0  # how long a query waits for just-made predictions to be written
 PAGER_TIMEOUT_S = 600.0
+PAGE_TURN_S = 2.5  # a page turn is answered in place (no defer): within Discord's 3 s
 MoodChoice = Literal["positive", "negative", "neutral"]
 Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel
 
@@ -90,9 +100,18 @@ class HistoryPager(discord.ui.View):
         return False
 
     async def _turn(self, interaction: discord.Interaction[Any], step: int) -> None:
+        page = self.page
         self.page = min(self.pages, max(1, self.page + step))
+        try:
+            embed = await asyncio.wait_for(self.render(), PAGE_TURN_S)
+        except (sqlite3.Error, StorageError, TimeoutError) as exc:
+            self.page = page
+            reason = storage_failure(exc, self.storage) or str(exc)
+            log.warning("history page: storage unavailable (%s)", str(exc) or reason)
+            await send(interaction, content=unavailable_message(reason, None), ephemeral=True)
+            return
         self._sync_buttons()
-        await interaction.response.edit_message(embed=await self.render(), view=self)
+        await interaction.response.edit_message(embed=embed, view=self)
 
     @discord.ui.button(label="◀ Newer", style=discord.ButtonStyle.secondary)
     async def previous(
@@ -129,7 +148,13 @@ class HistoryCog(commands.Cog):
             embed = await pager.render()
             return {"embed": embed, "view": pager} if total > PAGE_SIZE else {"embed": embed}
 
-        await reply_when_ready(interaction, work(), lambda kwargs: kwargs, ephemeral=True)
+        await reply_when_ready(
+            interaction,
+            work(),
+            lambda kwargs: kwargs,
+            ephemeral=True,
+            storage=self.bot.storage,
+        )
 
     @app_commands.command(name="history", description="Your sentiment history in this server")
     @app_commands.guild_only()
@@ -249,7 +274,13 @@ class HistoryCog(commands.Cog):
             embed.set_image(url="attachment://mood.png")
             return {"embed": embed, "file": discord.File(io.BytesIO(png), filename="mood.png")}
 
-        await reply_when_ready(interaction, work(), lambda kwargs: kwargs, ephemeral=private)
+        await reply_when_ready(
+            interaction,
+            work(),
+            lambda kwargs: kwargs,
+            ephemeral=private,
+            storage=self.bot.storage,
+        )
 
     @app_commands.command(
         name="forget-me", description="Erase all your predictions and stop analysing your messages"
@@ -266,6 +297,8 @@ class HistoryCog(commands.Cog):
                 "will no longer react to or log your messages; `/opt-in` undoes the opt-out."
             },
             ephemeral=True,
+            storage=self.bot.storage,
+            request="your request to forget you (erase your predictions and opt you out)",
         )
 
     @app_commands.command(name="opt-in", description="Let the bot analyse your messages again")
@@ -275,6 +308,8 @@ class HistoryCog(commands.Cog):
             self.bot.storage.set_opt_out(interaction.user.id, False),
             lambda _: {"content": "The bot will react to and log your messages again."},
             ephemeral=True,
+            storage=self.bot.storage,
+            request="your request to opt back in",
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -13,10 +14,10 @@ from discord.ext import commands
 
 from bot.cogs.options import refuse_bad_options
 from bot.inference import InferenceError, Overloaded, ServiceClosed
-from bot.interactions import reply_when_ready
+from bot.interactions import STORAGE_WAIT_S, reply_when_ready, unavailable_message
 from bot.mood import NotSavedError
 from bot.render import prediction_embed
-from bot.storage import Source, StorageError
+from bot.storage import GuildSettings, Source, StorageError
 from model import Prediction
 
 if TYPE_CHECKING:
@@ -91,12 +92,12 @@ class SentimentCog(commands.Cog):
     ) -> None:
         guild_id = interaction.guild_id
         with self.bot.handling():
-            settings = await self.bot.storage.guild_settings(guild_id) if guild_id else None
-            band = settings.band if settings and settings.band else self.bot.classifier.band
-            # Text typed into /sentiment is stored; a member's message only where allowed.
-            store_text = source == "command" or bool(settings and settings.store_auto_text)
 
-            async def work() -> tuple[Prediction, bool]:
+            async def work() -> tuple[Prediction, tuple[float, float], NotSavedError | None]:
+                settings = await self._settings(guild_id)
+                band = settings.band if settings and settings.band else self.bot.classifier.band
+                # Text typed into /sentiment is stored; a member's message only where allowed.
+                store_text = source == "command" or bool(settings and settings.store_auto_text)
                 try:
                     prediction = await self.bot.mood.classify(
                         text,
@@ -109,21 +110,49 @@ class SentimentCog(commands.Cog):
                         band=band,
                         author_id=author_id,
                         private=ephemeral,  # an answer only the requester sees: a private row
+                        save_timeout=STORAGE_WAIT_S,  # then answer: the row stays queued
                     )
                 except NotSavedError as exc:
                     # The mood can still be told; the user learns it was not saved.
-                    self._error("not-saved", 0, "/%s answered but not saved: %s", source, exc)
-                    return exc.prediction, False
-                return prediction, True
+                    if exc.queued:
+                        self._warn(
+                            "not-saved-yet",
+                            0,
+                            "/%s answered before its row was saved: %s; it stays queued",
+                            source,
+                            exc,
+                        )
+                    else:
+                        self._error("not-saved", 0, "/%s answered but not saved: %s", source, exc)
+                    return exc.prediction, band, exc
+                return prediction, band, None
 
-            def render(result: tuple[Prediction, bool]) -> dict[str, Any]:
-                prediction, saved = result
+            def render(
+                result: tuple[Prediction, tuple[float, float], NotSavedError | None],
+            ) -> dict[str, Any]:
+                prediction, band, not_saved = result
                 embed = prediction_embed(text, prediction, band)
-                if not saved:
+                if not_saved is not None and not_saved.queued:
+                    value = unavailable_message(
+                        not_saved.reason, "saving this answer to your history", queued=True
+                    )
+                    embed.add_field(name="Not saved yet", value=value, inline=False)
+                elif not_saved is not None:
                     embed.add_field(name="Not saved", value=NOT_SAVED, inline=False)
                 return {"embed": embed}
 
             await reply_when_ready(interaction, work(), render, ephemeral=ephemeral)
+
+    async def _settings(self, guild_id: int | None) -> GuildSettings | None:
+        """The guild's settings for a command; None (the defaults) in a DM, or when the
+        database cannot be read: the mood can be told all the same."""
+        if guild_id is None:
+            return None
+        try:
+            return await asyncio.wait_for(self.bot.storage.guild_settings(guild_id), 1.0)
+        except (sqlite3.Error, StorageError, TimeoutError) as exc:
+            self._warn("settings", guild_id, "using default settings: cannot read them (%s)", exc)
+            return None
 
     # -- automatic reactions -----------------------------------------------------------------
 
