@@ -168,14 +168,7 @@ def load_labelled(path: str | Path, *, skip_malformed: bool = False) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file. Check the path, or point --data-dir at the folder.")
-    raw = path.read_bytes()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{line}: not UTF-8 text ({exc.reason}). Save the file as UTF-8."
-        ) from None
+    content = _read_utf8(path, "Save the file as UTF-8.")
     rows = _csv_rows(path, content) if path.suffix.lower() == ".csv" else _tsv_rows(content)
 
     texts: list[str] = []
@@ -205,6 +198,17 @@ def load_labelled(path: str | Path, *, skip_malformed: bool = False) -> Dataset:
             "(TSV) or a CSV with text and label columns."
         )
     return Dataset(texts, np.asarray(labels, dtype=np.int64), str(path), skipped)
+
+
+def _read_utf8(path: Path, fix: str) -> str:
+    """The file's text (a UTF-8 BOM dropped); bytes that are not UTF-8 are a
+    :class:`DataError` naming the file, the line and ``fix``."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text ({exc.reason}). {fix}") from None
 
 
 _Row = tuple[int, str, str, str | None]  # line number, text, label, problem (None when fine)
@@ -534,14 +538,7 @@ def load_goemotions(
     mapping = mapping or ChatMapping()
     path = folder / f"{split}.tsv"
     groups_of = _emotion_groups(folder)
-    raw = path.read_bytes()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        where = raw[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{where}: not UTF-8 text ({exc.reason}). Download it again."
-        ) from None
+    content = _read_utf8(path, "Download it again.")
 
     texts: list[str] = []
     labels: list[int] = []

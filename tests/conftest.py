@@ -17,37 +17,35 @@ REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["e2e_support"]
 
 
-@pytest.fixture(scope="session")
-def sst2_dir() -> Path:
-    """SST-2 train/dev/test.tsv: SENTIMENT_DATA_DIR, else ../shared/data/sst2 beside the repo."""
-    value = os.environ.get("SENTIMENT_DATA_DIR")
-    folder = Path(value) if value else REPO.parent / "shared" / "data" / "sst2"
-    if not (folder / "test.tsv").is_file():
-        message = (
-            f"SST-2 not found in {folder}: set SENTIMENT_DATA_DIR to the folder holding "
-            "train.tsv, dev.tsv and test.tsv"
-        )
+def _shared_data(env: str, name: str, probe: str, holds: str) -> Path:
+    """A data folder: ``env`` when set, else ../shared/data/``name`` beside the repo. Missing,
+    it skips the test, or fails it where SENTIMENT_REQUIRE_DATA says the data must be there."""
+    value = os.environ.get(env)
+    folder = Path(value) if value else REPO.parent / "shared" / "data" / name
+    if not (folder / probe).is_file():
+        message = f"{name} not found in {folder}: set {env} to the folder holding {holds}"
         if os.environ.get("SENTIMENT_REQUIRE_DATA"):
             pytest.fail(message)
         pytest.skip(message)
     return folder
+
+
+@pytest.fixture(scope="session")
+def sst2_dir() -> Path:
+    """SST-2 train/dev/test.tsv: SENTIMENT_DATA_DIR, else ../shared/data/sst2 beside the repo."""
+    return _shared_data("SENTIMENT_DATA_DIR", "sst2", "test.tsv", "train.tsv, dev.tsv and test.tsv")
 
 
 @pytest.fixture(scope="session")
 def goemotions_dir() -> Path:
     """GoEmotions train/dev.tsv, labels and grouping: SENTIMENT_CHAT_DATA_DIR, else
     ../shared/data/goemotions beside the repo."""
-    value = os.environ.get("SENTIMENT_CHAT_DATA_DIR")
-    folder = Path(value) if value else REPO.parent / "shared" / "data" / "goemotions"
-    if not (folder / "dev.tsv").is_file():
-        message = (
-            f"GoEmotions not found in {folder}: set SENTIMENT_CHAT_DATA_DIR to the folder "
-            "holding train.tsv, dev.tsv, labels.txt and sentiment_dict.json"
-        )
-        if os.environ.get("SENTIMENT_REQUIRE_DATA"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
+    return _shared_data(
+        "SENTIMENT_CHAT_DATA_DIR",
+        "goemotions",
+        "dev.tsv",
+        "train.tsv, dev.tsv, labels.txt and sentiment_dict.json",
+    )
 
 
 _VOCAB = [
