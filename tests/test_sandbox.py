@@ -12,21 +12,12 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.cli import (
-    Meta,
-    Say,
-    Slash,
-    UsageError,
-    World,
-    build_call,
-    create_sandbox_database,
-    is_sandbox_database,
-    main,
-    parse_line,
-    plain,
-    remove_database,
-)
+from bot.sandbox.cli import main
+from bot.sandbox.database import create_sandbox_database, is_sandbox_database, remove_database
+from bot.sandbox.display import plain
 from bot.sandbox.fake_discord import DEFAULT_TOKEN
+from bot.sandbox.parsing import Meta, Say, Slash, build_call, parse_line
+from bot.sandbox.world import UsageError, World
 from bot.storage import Storage
 
 REPO = Path(__file__).resolve().parent.parent
