@@ -46,7 +46,10 @@ def main() -> int:
     parser.add_argument("--artifact", required=True, help="whose encoder embeds the rows")
     parser.add_argument("--data-dir", help="SST-2 folder [SENTIMENT_DATA_DIR]")
     parser.add_argument(
-        "--chat-data", dest="chat_data_dir", help="GoEmotions folder [SENTIMENT_CHAT_DATA_DIR]"
+        "--chat-data",
+        dest="chat_data_dir",
+        metavar="CHAT_DATA",
+        help="GoEmotions folder [SENTIMENT_CHAT_DATA_DIR]",
     )
     parser.add_argument("--C", type=float, nargs="+", default=[0.1], help="C grid (default 0.1)")
     parser.add_argument("--limit", type=int, help="first N rows of each part (smoke test)")

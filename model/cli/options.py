@@ -71,12 +71,14 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         dest="encoder_batch_size",
+        metavar="BATCH_SIZE",
         type=_positive_int,
         help=f"texts per encoder batch [SENTIMENT_BATCH_SIZE, {DEFAULT_BATCH_SIZE}]",
     )
     parser.add_argument(
         "--threads",
         dest="torch_threads",
+        metavar="THREADS",
         type=_positive_int,
         help="torch CPU threads [SENTIMENT_TORCH_THREADS, torch's default]",
     )
@@ -124,6 +126,7 @@ def train_parser() -> argparse.ArgumentParser:
     chat_data.add_argument(
         "--chat-data",
         dest="chat_data_dir",
+        metavar="CHAT_DATA",
         help="GoEmotions folder with train.tsv, dev.tsv, emotions.txt and sentiment_dict.json "
         "[SENTIMENT_CHAT_DATA_DIR; default data/goemotions, downloaded when missing]",
     )
@@ -163,6 +166,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--phrases",
         dest="phrases_file",
+        metavar="PHRASES",
         help="GLUE SST-2 phrase file train.tsv [SENTIMENT_PHRASES_FILE]",
     )
     parser.add_argument(
@@ -320,6 +324,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chat-data",
         dest="chat_data_dir",
+        metavar="CHAT_DATA",
         help="GoEmotions folder for --chat-dev [SENTIMENT_CHAT_DATA_DIR; default data/goemotions]",
     )
     parser.add_argument("--report", type=Path, help="also write the report as JSON here")
