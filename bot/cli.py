@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from bot.config import Settings, SettingsError
+from bot.config import Settings
 from bot.storage import (
     ANY_GUILD,
     HistoryFilter,
@@ -30,6 +30,7 @@ from bot.storage import (
     read_stats,
 )
 from model import ArtifactError, EncoderError
+from model.settings import SettingsError
 
 if TYPE_CHECKING:  # imported when run: it loads torch
     from bot.client import SentimentBot

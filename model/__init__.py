@@ -3,7 +3,7 @@
 Public API (the only part the bot uses)::
 
     from model import SentimentClassifier
-    clf = SentimentClassifier.load()          # bundled default, or a path / SENTIMENT_ARTIFACT
+    clf = SentimentClassifier.load()          # the bundled default, or load(path)
     clf.predict_batch(["I love it", "meh"])   # -> [Prediction(label, p_positive, in_band,
                                               #     probabilities, unread), ...]
 

@@ -37,7 +37,6 @@ from model.textnorm import NORMALIZERS
 SCHEMA = "sentiment-bot/classifier"
 # 1: binary (a weight vector and one intercept); 2: adds three-way artifacts (a K x D matrix).
 SCHEMA_VERSION = 2
-ARTIFACT_ENV = "SENTIMENT_ARTIFACT"
 LABELS = ("negative", "positive")
 THREE_WAY_LABELS = ("negative", "neutral", "positive")
 _REQUIRED = (
@@ -71,12 +70,6 @@ class ArtifactError(Exception):
 def default_artifact_path() -> Path:
     """The classifier committed with the package (bundled encoder, trained on SST-2)."""
     return Path(str(resources.files("model") / "artifacts" / f"default{SUFFIX}"))
-
-
-def artifact_path_from(flag: str | Path | None) -> Path:
-    """The artifact the user named (flag, then ``SENTIMENT_ARTIFACT``), else the default."""
-    value = flag if flag is not None else os.environ.get(ARTIFACT_ENV) or None
-    return Path(value).expanduser() if value is not None else default_artifact_path()
 
 
 def sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -219,7 +212,7 @@ def read_payload(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ArtifactError(
             f"classifier artifact {path} not found. Train one with "
-            f"`sentiment-train --output {path}`, or unset {ARTIFACT_ENV} to use the bundled "
+            f"`sentiment-train --output {path}`, or unset SENTIMENT_ARTIFACT to use the bundled "
             "default."
         )
     try:

@@ -16,15 +16,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-CACHE_DIR_ENV = "SENTIMENT_CACHE_DIR"
 
-
-def default_cache_dir() -> Path:
-    value = os.environ.get(CACHE_DIR_ENV)
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sentiment-bot" / "embeddings"
+def default_cache_dir(cache_home: Path | None = None) -> Path:
+    """``sentiment-bot/embeddings`` in ``cache_home`` (the user's ``XDG_CACHE_HOME``), by
+    default in ``~/.cache``."""
+    return (cache_home or Path.home() / ".cache") / "sentiment-bot" / "embeddings"
 
 
 def text_key(text: str) -> bytes:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from model.artifact import Artifact, artifact_path_from, load_artifact
+from model.artifact import Artifact, default_artifact_path, load_artifact
 from model.artifact import sigmoid as sigmoid  # re-exported: training and tests use it
 from model.encoder import (
     DEFAULT_BATCH_SIZE,
@@ -141,13 +141,15 @@ class SentimentClassifier:
         check_fingerprint: bool = True,
         language_gate: bool = True,
     ) -> SentimentClassifier:
-        """Load an artifact (``path``, else ``SENTIMENT_ARTIFACT``, else the bundled default).
+        """Load an artifact (``path``, else the bundled default).
 
         The encoder runs on the numeric path the coefficients were fitted on (the artifact
         records it); ``precision`` overrides that, with a warning. With ``language_gate``, text
         in another language than English is left unread (see model/language.py).
         """
-        artifact = load_artifact(artifact_path_from(path))
+        artifact = load_artifact(
+            Path(path).expanduser() if path is not None else default_artifact_path()
+        )
         fitted = artifact.encoder.precision
         wanted = fitted if precision is None else resolve_precision(precision)
         if precision is None and wanted == "bf16" and not cpu_has_native_bf16():

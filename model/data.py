@@ -1,7 +1,8 @@
 """Labelled sentence files: SST-2 TSV (with or without a header) and CSV with text/label columns.
 
-Where the files live comes from a flag or ``SENTIMENT_DATA_DIR``. With neither, the tutorial's
-SST-2 files are looked for in ``data/sst2`` and downloaded there when missing.
+Where the files live is the caller's argument (the commands take it from a flag or
+``SENTIMENT_DATA_DIR``). Without one, the tutorial's SST-2 files are looked for in ``data/sst2``
+and downloaded there when missing.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,8 +22,6 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-DATA_DIR_ENV = "SENTIMENT_DATA_DIR"
-PHRASES_ENV = "SENTIMENT_PHRASES_FILE"
 DEFAULT_DATA_DIR = Path("data/sst2")
 SST2_URL = (
     "https://github.com/clairett/pytorch-sentiment-classification/raw/master/data/SST2/{split}.tsv"
@@ -277,12 +275,6 @@ def _csv_rows(path: Path, content: str) -> Iterator[_Row]:
 # Locating (and downloading) SST-2
 
 
-def data_dir_from(flag: str | Path | None) -> Path | None:
-    """The data folder the user named: the flag, else ``SENTIMENT_DATA_DIR``, else None."""
-    value = flag if flag is not None else os.environ.get(DATA_DIR_ENV) or None
-    return Path(value).expanduser() if value is not None else None
-
-
 def find_split(
     split: str,
     data_dir: Path | None = None,
@@ -293,7 +285,7 @@ def find_split(
 ) -> Path:
     """Path of an SST-2 split (``train``, ``dev`` or ``test``).
 
-    With ``data_dir`` (flag or environment) the file must be there as ``{split}.tsv`` or
+    With ``data_dir`` (the user's) the file must be there as ``{split}.tsv`` or
     ``{split}.csv``. Without it, ``download_dir`` is searched and the tutorial's file is
     downloaded into it when missing.
     """
@@ -306,7 +298,7 @@ def find_split(
         raise DataError(
             f"SST-2 {split} split not found: {folder / (split + '.tsv')} does not exist. "
             f"Put {', '.join(s + '.tsv' for s in SPLITS)} (one 'sentence<TAB>label' per line) "
-            f"in {folder.resolve()}, or point --data-dir / {DATA_DIR_ENV} at the folder that "
+            f"in {folder.resolve()}, or point --data-dir / SENTIMENT_DATA_DIR at the folder that "
             "holds them."
         )
     url = url_template.format(split=split)
@@ -318,7 +310,7 @@ def find_split(
             f"SST-2 {split} split not found in {folder.resolve()} and the download from {url} "
             f"failed ({exc}). Offline? Put {', '.join(s + '.tsv' for s in SPLITS)} "
             f"(one 'sentence<TAB>label' per line) in {folder.resolve()}, or point --data-dir / "
-            f"{DATA_DIR_ENV} at the folder that holds them."
+            "SENTIMENT_DATA_DIR at the folder that holds them."
         ) from None
     return target
 
@@ -345,11 +337,11 @@ def download(url: str, target: Path, *, progress: bool = True, timeout: float = 
     partial.replace(target)
 
 
-def find_phrases(flag: str | Path | None, data_dir: Path | None) -> Path:
-    """GLUE's phrase-level SST-2 training file (67,349 rows, with a header)."""
-    value = flag if flag is not None else os.environ.get(PHRASES_ENV) or None
-    if value is not None:
-        path = Path(value).expanduser()
+def find_phrases(path: str | Path | None, data_dir: Path | None) -> Path:
+    """GLUE's phrase-level SST-2 training file (67,349 rows, with a header): ``path``, else
+    ``sst2-phrases/train.tsv`` beside the SST-2 folder."""
+    if path is not None:
+        path = Path(path).expanduser()
     else:
         base = data_dir if data_dir is not None else DEFAULT_DATA_DIR
         path = base.parent / "sst2-phrases" / "train.tsv"
@@ -357,7 +349,7 @@ def find_phrases(flag: str | Path | None, data_dir: Path | None) -> Path:
         raise DataError(
             f"SST-2 phrase file not found: {path} does not exist. It is GLUE's SST-2 train.tsv "
             f"(67,349 phrases; in {GLUE_SST2_URL}). Put it there, or pass --phrases / set "
-            f"{PHRASES_ENV} to its path."
+            "SENTIMENT_PHRASES_FILE to its path."
         )
     return path
 
@@ -394,7 +386,6 @@ def digest_all(datasets: Iterable[Dataset]) -> str:
 # --------------------------------------------------------------------------------------------
 # Chat data: GoEmotions (Reddit comments, 27 emotions + neutral), mapped to three moods
 
-CHAT_DATA_DIR_ENV = "SENTIMENT_CHAT_DATA_DIR"
 DEFAULT_CHAT_DATA_DIR = Path("data/goemotions")
 GOEMOTIONS_URL = "https://github.com/google-research/google-research/raw/master/goemotions/data/"
 # The test split is held out on purpose: never looked for, never downloaded.
@@ -446,12 +437,6 @@ class ChatMapping:
         return f"ambiguous={self.ambiguous}, mixed={self.mixed}"
 
 
-def chat_data_dir_from(flag: str | Path | None) -> Path | None:
-    """The chat data folder the user named: the flag, else ``SENTIMENT_CHAT_DATA_DIR``."""
-    value = flag if flag is not None else os.environ.get(CHAT_DATA_DIR_ENV) or None
-    return Path(value).expanduser() if value is not None else None
-
-
 def find_chat_files(
     data_dir: Path | None,
     *,
@@ -461,7 +446,7 @@ def find_chat_files(
 ) -> Path:
     """The GoEmotions folder, with train.tsv, dev.tsv, the label names and the grouping.
 
-    With ``data_dir`` (flag or environment) the files must be there. Without it,
+    With ``data_dir`` (the user's) the files must be there. Without it,
     ``download_dir`` is used and missing files are downloaded from the dataset's repository.
     """
     folder = data_dir if data_dir is not None else download_dir
@@ -475,8 +460,8 @@ def find_chat_files(
         return folder
     hint = (
         f"Put GoEmotions' train.tsv, dev.tsv, emotions.txt (or labels.txt) and {_GROUPS_FILE} "
-        f"(from {url}) in {folder.resolve()}, or point --chat-data / {CHAT_DATA_DIR_ENV} at the "
-        "folder that holds them."
+        f"(from {url}) in {folder.resolve()}, or point --chat-data / SENTIMENT_CHAT_DATA_DIR at "
+        "the folder that holds them."
     )
     if data_dir is not None:
         raise DataError(

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -30,7 +29,10 @@ POOLINGS: tuple[Pooling, ...] = ("cls", "mean")
 # native bf16 (AVX512-BF16 or AMX), runs about twice as fast at the same accuracy (see
 # scripts/bench.py); "auto" picks it where the CPU has it, fp32 elsewhere.
 Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+# What a user may ask for: a numeric path, or auto (checked here, and by the settings' type).
+PrecisionChoice = Literal["auto", Precision]
+PRECISION_CHOICES: tuple[PrecisionChoice, ...] = get_args(PrecisionChoice)
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
 DEFAULT_BATCH_SIZE = 64
@@ -73,7 +75,8 @@ def resolve_precision(precision: str | None) -> Precision:
     if precision in (None, "auto"):
         return "bf16" if cpu_has_native_bf16() else "fp32"
     if precision not in PRECISIONS:
-        raise EncoderError(f"unknown precision {precision!r}: use auto, fp32 or bf16.")
+        choices = ", ".join(PRECISION_CHOICES)
+        raise EncoderError(f"unknown precision {precision!r}: use one of {choices}.")
     return precision
 
 
@@ -209,7 +212,9 @@ class Encoder:
             self.tokenizer = AutoTokenizer.from_pretrained(source)
             self.model = AutoModel.from_pretrained(source)
         except (OSError, ValueError, KeyError) as exc:
-            offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+            from huggingface_hub import constants
+
+            offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
             raise EncoderError(
                 f"could not load encoder {name!r}{offline}: {exc}. Give a local folder with "
                 "config.json, tokenizer files and weights, or a Hugging Face model name such as "

@@ -23,15 +23,13 @@ import time
 
 import numpy as np
 
-from model.cache import EmbeddingCache, default_cache_dir
+from model.cache import EmbeddingCache
 from model.classifier import SentimentClassifier
 from model.data import (
     AMBIGUOUS_CHOICES,
     MIXED_CHOICES,
     ChatMapping,
     Dataset,
-    chat_data_dir_from,
-    data_dir_from,
     find_chat_files,
     find_split,
     load_goemotions,
@@ -39,6 +37,7 @@ from model.data import (
     load_training_data,
     row_weights,
 )
+from model.settings import ModelSettings
 from model.train import TrainOptions, embed, fit_three_way
 
 
@@ -46,7 +45,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifact", required=True, help="whose encoder embeds the rows")
     parser.add_argument("--data-dir", help="SST-2 folder [SENTIMENT_DATA_DIR]")
-    parser.add_argument("--chat-data", help="GoEmotions folder [SENTIMENT_CHAT_DATA_DIR]")
+    parser.add_argument(
+        "--chat-data",
+        dest="chat_data_dir",
+        metavar="CHAT_DATA",
+        help="GoEmotions folder [SENTIMENT_CHAT_DATA_DIR]",
+    )
     parser.add_argument("--C", type=float, nargs="+", default=[0.1], help="C grid (default 0.1)")
     parser.add_argument("--limit", type=int, help="first N rows of each part (smoke test)")
     parser.add_argument("--ambiguous", nargs="+", choices=AMBIGUOUS_CHOICES,
@@ -61,10 +65,14 @@ def main() -> int:
 
     classifier = SentimentClassifier.load(args.artifact, language_gate=False)
     encoder = classifier.encoder
-    cache = EmbeddingCache(default_cache_dir(), encoder.cache_key, encoder.dim)
-    data_dir = data_dir_from(args.data_dir)
-    folder = find_chat_files(chat_data_dir_from(args.chat_data))
-    sst = load_training_data("both", data_dir).head(args.limit).as_three_way().named("sst2")
+    settings = ModelSettings.from_env(
+        flags={"data_dir": args.data_dir, "chat_data_dir": args.chat_data_dir}
+    )
+    cache = EmbeddingCache(settings.embedding_cache_dir, encoder.cache_key, encoder.dim)
+    data_dir = settings.data_dir
+    folder = find_chat_files(settings.chat_data_dir)
+    sst = load_training_data("both", data_dir, phrases=settings.phrases_file).head(args.limit)
+    sst = sst.as_three_way().named("sst2")
     sst_dev = load_labelled(find_split("dev", data_dir))
     dev_default, _ = load_goemotions("dev", folder, ChatMapping())
     dev_clean, _ = load_goemotions("dev", folder, ChatMapping("drop", "drop"))

@@ -3,7 +3,7 @@
 
 import sys
 
-from model.cli import evaluate_main
+from model.cli.evaluate import evaluate_main
 
 if __name__ == "__main__":
     sys.exit(evaluate_main())

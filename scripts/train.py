@@ -3,7 +3,7 @@
 
 import sys
 
-from model.cli import train_main
+from model.cli.train import train_main
 
 if __name__ == "__main__":
     sys.exit(train_main())

@@ -331,7 +331,7 @@ def test_train_names_every_output_after_a_safetensors_artifact(
 ) -> None:
     """--output x.safetensors: x.report.json and x.reliability.png beside it; --output
     x.joblib (the old name) still writes safetensors, with a warning to rename it."""
-    from model.cli import train_main
+    from model.cli.train import train_main
 
     argv = ["--data-dir", str(sst2_dir), "--limit", "60", "--cache-dir", str(tmp_path / "cache"),
             "--quiet", "--C", "1", "--precision", "fp32"]  # fmt: skip

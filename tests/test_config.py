@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.config import Secret, Settings, SettingsError
+from bot.config import Secret, Settings
+from model.settings import SettingsError
 
 TOKEN = "MTAxMDEwMTAxMDEwMTAxMDEw.GxYzAb.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
 

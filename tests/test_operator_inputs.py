@@ -15,7 +15,9 @@ import pytest
 
 from bot.cli import history_main
 from bot.storage import PredictionRecord, Storage
-from model.cli import DEFAULT_OUTPUT, evaluate_main, train_main
+from model.cli.evaluate import evaluate_main
+from model.cli.options import DEFAULT_OUTPUT
+from model.cli.train import train_main
 
 ESC = "\x1b"
 # What members can type into /sentiment (and what the bot then stores), aimed at the operator.
@@ -192,7 +194,8 @@ def test_corrupt_database_gives_one_line_and_is_left_alone(
 @pytest.fixture
 def no_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records (and stops) any loading of a model or embedding of data by the commands."""
-    import model.cli
+    import model.cli.evaluate
+    import model.cli.train
 
     started: list[str] = []
 
@@ -203,9 +206,11 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
         return stand_in
 
-    monkeypatch.setattr(model.cli, "Encoder", refuse("Encoder"))
-    monkeypatch.setattr(model.cli, "embed", refuse("embed"))
-    monkeypatch.setattr(model.cli.SentimentClassifier, "load", refuse("SentimentClassifier.load"))
+    monkeypatch.setattr(model.cli.train, "Encoder", refuse("Encoder"))
+    monkeypatch.setattr(model.cli.evaluate, "embed", refuse("embed"))
+    monkeypatch.setattr(
+        model.cli.evaluate.SentimentClassifier, "load", refuse("SentimentClassifier.load")
+    )
     return started
 
 

@@ -35,10 +35,11 @@ from e2e_support import (
 from bot import storage as storage_module
 from bot.cli import main as bot_main
 from bot.client import SentimentBot
-from bot.config import Secret, Settings, SettingsError
+from bot.config import Secret, Settings
 from bot.sandbox.fake_discord import ClientDiedError, FakeDiscord, Reply, running_client
 from bot.storage import PredictionRecord, Storage
 from model import SentimentClassifier
+from model.settings import SettingsError
 
 REPO = Path(__file__).resolve().parent.parent
 MANAGER = 900_000_000_000_001_010  # Manage Server, not Manage Messages
@@ -241,7 +242,7 @@ def formatted(record: logging.LogRecord) -> str:
 def test_settings_and_their_errors_never_show_the_token() -> None:
     settings = Settings.from_env({"DISCORD_TOKEN": TOKEN})
     assert settings.token.reveal() == TOKEN
-    shown = [repr(settings), str(settings), f"{settings}", repr(dataclasses.asdict(settings))]
+    shown = [repr(settings), str(settings), f"{settings}", repr(settings.model_dump())]
     shown += [repr(settings.token), str(settings.token), f"{settings.token!s:>10}"]
     assert all(TOKEN not in text for text in shown)
     assert "********" in repr(settings)

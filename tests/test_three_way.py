@@ -20,7 +20,8 @@ from model.artifact import (
     write_payload,
 )
 from model.classifier import EMPTY_PREDICTION, Prediction, SentimentClassifier
-from model.cli import evaluate_main, train_main
+from model.cli.evaluate import evaluate_main
+from model.cli.train import train_main
 from model.encoder import EncoderSpec
 from model.metrics import choose_thresholds, three_way_report, voiced_moods
 

@@ -12,7 +12,8 @@ import pytest
 from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
 from model.artifact import load_artifact
 from model.classifier import SentimentClassifier, sigmoid
-from model.cli import evaluate_main, train_main
+from model.cli.evaluate import evaluate_main
+from model.cli.train import train_main
 from model.metrics import choose_band
 from model.train import fit_temperature
 

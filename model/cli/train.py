@@ -1,0 +1,311 @@
+"""``sentiment-train``: optionally fine-tune the encoder once (LoRA), then fit the classifier,
+choose C and the voicing thresholds on dev, evaluate on test, write the artifact and reports."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.adapter import adapter_digest
+from model.artifact import save_artifact
+from model.cli.common import (
+    UsageError,
+    chat_set,
+    check_writable,
+    embedding_cache,
+    load_split,
+    run_command,
+    settings_from,
+)
+from model.cli.options import train_parser
+from model.cli.report import (
+    describe_chat_data,
+    describe_data,
+    describe_encoder,
+    print_training_reports,
+    write_report,
+)
+from model.data import (
+    ChatMapping,
+    Dataset,
+    TrainOn,
+    find_chat_files,
+    load_goemotions,
+    load_training_data,
+    row_weights,
+)
+from model.encoder import Encoder
+from model.finetune import FinetuneOptions, finetune
+from model.metrics import plot_loss_curve, plot_reliability
+from model.settings import ModelSettings
+from model.train import (
+    DEFAULT_C_GRID,
+    THREE_WAY_C_GRID,
+    TrainOptions,
+    TrainResult,
+    train_classifier,
+    train_three_way,
+)
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    return run_command(_train, argv)
+
+
+def _train(argv: list[str] | None) -> int:
+    args = train_parser().parse_args(argv)
+    _check_outputs(args)
+    _check_flags(args)
+    started = time.perf_counter()
+    settings = settings_from(args)
+    data = _TrainingData.load(args, settings)
+    train = data.rows(args.train_on)
+    adapter: Path | None = args.adapter
+    finetuned: dict[str, Any] | None = None
+    if args.finetune:
+        adapter = args.output.with_suffix(".adapter")
+        finetuned = _finetune(args, settings, data, train, adapter)
+    encoder = _encoder(args, settings, settings.precision or "auto", adapter)
+    print(describe_encoder(encoder, adapter))
+    dev, test = load_split("dev", args, settings), load_split("test", args, settings)
+    print(describe_data(args.train_on, train, dev, test))
+    result = _fit(args, settings, data, encoder, (train, dev, test), finetuned)
+    written = _write_outputs(args, result, finetuned, encoder.spec.name, data.three_way)
+    print_training_reports(result, dev.source, test.source, time.perf_counter() - started)
+    print(f"wrote {args.output} (model {result.artifact.version}), {', '.join(written)}")
+    return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Everything the run will write, checked now rather than after minutes of training."""
+    check_writable(args.output)
+    if args.report is not None:
+        check_writable(args.report, "--report")
+    for suffix in (".report.json", ".reliability.png", ".finetune.png"):
+        if suffix != ".report.json" or args.report is None:
+            check_writable(args.output.with_suffix(suffix), given=args.output)
+    if args.finetune:
+        check_writable(args.output.with_suffix(".adapter"), given=args.output, folder=True)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if args.finetune and args.adapter is not None:
+        raise UsageError("give --finetune (train a new adapter) or --adapter DIR, not both.")
+    if args.finetune_on is not None and not args.finetune:
+        raise UsageError("--finetune-on only applies with --finetune.")
+    if args.init_adapter is not None and not args.finetune:
+        raise UsageError("--init-adapter only applies with --finetune.")
+    chat_flags = [
+        flag
+        for flag, given in (
+            ("--chat-data", args.chat_data_dir is not None),
+            ("--fit-chat-share", args.fit_chat_share is not None),
+            ("--balance-classes", args.balance_classes),
+        )
+        if given
+    ]
+    if chat_flags and args.task != "three-way":
+        raise UsageError(f"{', '.join(chat_flags)} only apply with --task three-way.")
+
+
+def _encoder(
+    args: argparse.Namespace, settings: ModelSettings, precision: str, adapter: Path | None
+) -> Encoder:
+    return Encoder(
+        settings.encoder,
+        pooling=settings.pooling,
+        max_length=settings.max_length,
+        batch_size=settings.encoder_batch_size,
+        threads=settings.torch_threads,
+        precision=precision,
+        adapter=adapter,
+        text_normalizer=args.text_normalizer,
+    )
+
+
+@dataclass
+class _TrainingData:
+    """The training rows: SST-2 (sentences, phrases or both) and, for the three-way model, the
+    GoEmotions comments mapped to three moods."""
+
+    args: argparse.Namespace
+    settings: ModelSettings
+    mapping: ChatMapping
+    chat_folder: Path | None = None
+    chat_train: Dataset | None = None
+    chat_counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, args: argparse.Namespace, settings: ModelSettings) -> _TrainingData:
+        data = cls(
+            args, settings, ChatMapping(ambiguous=args.chat_ambiguous, mixed=args.chat_mixed)
+        )
+        if args.task == "three-way":
+            data.chat_folder = find_chat_files(settings.chat_data_dir, progress=not args.quiet)
+            data.chat_train, data.chat_counts = data.chat_split("train")
+        return data
+
+    @property
+    def three_way(self) -> bool:
+        return self.chat_folder is not None
+
+    @property
+    def shares(self) -> dict[str, float] | None:
+        """Each source's share of the training weight (three-way only)."""
+        share: float = self.args.chat_share
+        return {"sst2": 1.0 - share, "chat": share} if self.three_way else None
+
+    def chat_split(self, split: str) -> tuple[Dataset, dict[str, int]]:
+        assert self.chat_folder is not None
+        data, counts = load_goemotions(
+            split, self.chat_folder, self.mapping, skip_malformed=self.args.skip_malformed
+        )
+        return data.head(self.args.limit), counts
+
+    def rows(self, which: TrainOn) -> Dataset:
+        sst = load_training_data(
+            which,
+            self.settings.data_dir,
+            phrases=self.settings.phrases_file,
+            skip_malformed=self.args.skip_malformed,
+            progress=not self.args.quiet,
+        ).head(self.args.limit)
+        if self.chat_train is None:
+            return sst
+        return Dataset.concat([sst.as_three_way().named("sst2"), self.chat_train.named("chat")])
+
+
+def _finetune(
+    args: argparse.Namespace,
+    settings: ModelSettings,
+    data: _TrainingData,
+    train: Dataset,
+    adapter: Path,
+) -> dict[str, Any]:
+    """Fine-tune the encoder's adapter into ``adapter``; what the artifact records of it."""
+    finetune_on = args.finetune_on or args.train_on
+    rows = train if finetune_on == args.train_on else data.rows(finetune_on)
+    options = FinetuneOptions(
+        epochs=args.epochs,
+        batch_size=args.finetune_batch_size,
+        learning_rate=args.learning_rate,
+        rank=args.lora_rank,
+        alpha=args.lora_alpha,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        device=args.device,
+    )
+    tuned = finetune(
+        _encoder(args, settings, "fp32", None),
+        rows,
+        adapter,
+        options=options,
+        checkpoint_root=args.checkpoint_dir or settings.embedding_cache_dir / "finetune",
+        progress=not args.quiet,
+        weights=row_weights(rows, data.shares),
+        init_adapter=args.init_adapter,
+    )
+    return {
+        "finetune_on": finetune_on,
+        "rows": len(rows),
+        **({"chat_share": args.chat_share} if data.three_way else {}),
+        **(
+            {"init_adapter_digest": adapter_digest(args.init_adapter)}
+            if args.init_adapter is not None
+            else {}
+        ),
+        **options.identity(),
+        **tuned.summary(),
+    }
+
+
+def _fit(
+    args: argparse.Namespace,
+    settings: ModelSettings,
+    data: _TrainingData,
+    encoder: Encoder,
+    splits: tuple[Dataset, Dataset, Dataset],
+    finetuned: dict[str, Any] | None,
+) -> TrainResult:
+    """Embed, fit, calibrate and choose on dev, evaluate on test (and on the chat data)."""
+    train, dev, test = splits
+    three_way = data.three_way
+    options = TrainOptions(
+        c_grid=tuple(args.c_grid)
+        if args.c_grid
+        else (THREE_WAY_C_GRID if three_way else DEFAULT_C_GRID),
+        random_state=args.seed,
+        band_precision=args.band_precision,
+        calibration=args.calibration,
+        train_on=args.train_on,
+        finetune=finetuned,
+        chat_share=(args.fit_chat_share or args.chat_share) if three_way else None,
+        balance_classes=args.balance_classes,
+        chat_mapping=asdict(data.mapping) if three_way else None,
+    )
+    cache = embedding_cache(args, settings, encoder)
+    if not three_way:
+        return train_classifier(
+            encoder,
+            train,
+            dev,
+            test,
+            options=options,
+            cache=cache,
+            chat=chat_set(args.chat_set),
+            progress=not args.quiet,
+        )
+    chat_dev, chat_dev_counts = data.chat_split("dev")
+    print(
+        describe_chat_data(
+            data.mapping, data.chat_train, chat_dev, data.chat_counts, chat_dev_counts
+        )
+    )
+    return train_three_way(
+        encoder,
+        train,
+        dev.as_three_way(),
+        chat_dev,
+        test.as_three_way(),
+        options=options,
+        cache=cache,
+        chat=chat_set(args.chat_set),
+        chat_counts={"train": data.chat_counts, "dev": chat_dev_counts},
+        progress=not args.quiet,
+    )
+
+
+def _write_outputs(
+    args: argparse.Namespace,
+    result: TrainResult,
+    finetuned: dict[str, Any] | None,
+    encoder_name: str,
+    three_way: bool,
+) -> list[str]:
+    """The artifact, its report and plots; the paths written besides the artifact."""
+    save_artifact(result.artifact, args.output)
+    report_path = args.report or args.output.with_suffix(".report.json")
+    plot_path = args.output.with_suffix(".reliability.png")
+    result.report["artifact"] = str(args.output)
+    write_report(result.report, report_path)
+    title = f"SST-2 test, model {result.artifact.version} (C={result.artifact.training['C']:g})"
+    plot_reliability(result.report["test"], plot_path, title)
+    written = [str(report_path), str(plot_path)]
+    if finetuned is not None and finetuned["loss_curve"]:
+        loss_path = args.output.with_suffix(".finetune.png")
+        epochs = finetuned["epochs"]
+        plot_loss_curve(
+            finetuned["loss_curve"],
+            loss_path,
+            f"LoRA fine-tuning of {encoder_name}{' (three-way)' if three_way else ''}\n"
+            f"{finetuned['rows']:,} rows ({finetuned['finetune_on']}"
+            f"{' + chat' if three_way else ''}), {epochs} epoch{'s' if epochs != 1 else ''}, "
+            f"{finetuned['steps']:,} steps",
+            classes=3 if three_way else 2,
+        )
+        written.append(str(loss_path))
+    return written
