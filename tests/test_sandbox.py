@@ -26,8 +26,8 @@ from bot.sandbox.cli import (
     plain,
     remove_database,
 )
-from bot.sandbox.fake_discord import DEFAULT_TOKEN
 from bot.storage import Storage
+from fakediscord import DEFAULT_TOKEN
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
