@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project into it, once per change of pyproject.toml.
+# Creates .venv and installs the project into it, once per change of pyproject.toml (the
+# project's or the fake Discord's).
 # Sourced by scripts/run and scripts/test; sets VENV and PY for them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,11 +20,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 stamp="$VENV/.sentiment-bot-installed"
-want="$(cat "$ROOT/pyproject.toml" <(echo "$TORCH_SPEC") | sha256sum | cut -c1-64)"
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/fakediscord/pyproject.toml" <(echo "$TORCH_SPEC") \
+    | sha256sum | cut -c1-64)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "==> installing $TORCH_SPEC (CPU build) first, then the project" >&2
     "$PY" -m pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
-    "$PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
+    # The dev extra, and the fake Discord the tests and sentiment-sandbox run the bot against
+    # (its own distribution, fake-discord, so that an install of the bot does not carry it).
+    "$PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]" -e "$ROOT/fakediscord"
     echo "$want" >"$stamp"
 fi
 # SST-2 sits beside the repo in this workplace's CI (../shared/data/sst2); elsewhere set

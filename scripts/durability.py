@@ -82,13 +82,13 @@ def _child(api_base: str, gateway: str) -> int:
 
 class Harness:
     def __init__(self, folder: Path, rate: float, rng: random.Random) -> None:
-        from bot.sandbox.fake_discord import FakeDiscord
+        from fakediscord import FakeDiscord
 
         self.folder = folder
         self.db = folder / "bot.db"
         self.rate = rate
         self.rng = rng
-        self.fake = FakeDiscord()
+        self.fake = FakeDiscord(bot_name="Sentiment Bot")
         self.starts = 0
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load test: a burst of messages through the fake Discord to the real bot, then the invariants.
 
-Builds guilds, channels and members in a :class:`~bot.sandbox.fake_discord.FakeDiscord`,
+Builds guilds, channels and members in a :class:`~fakediscord.FakeDiscord`,
 switches automatic reactions on in every channel and the neutral band off (every guild's band
 is (0.5, 0.5), so every message the bot does not shed gets a reaction, but for those a
 three-way model reads as neutral), runs the real
@@ -53,8 +53,8 @@ import torch
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
 from bot.monitor import percentile
-from bot.sandbox.fake_discord import ClientDiedError, FakeDiscord, running_client
 from bot.storage import DEFAULT_NEGATIVE_EMOJI, DEFAULT_POSITIVE_EMOJI, Storage
+from fakediscord import ClientDiedError, FakeDiscord, running_client
 from model import SentimentClassifier
 from model.data import DataError, load_labelled
 
@@ -230,7 +230,7 @@ async def run_bot_burst(
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
         db = Path(tmp) / "bot.db"
-        async with FakeDiscord() as fake:
+        async with FakeDiscord(bot_name="Sentiment Bot") as fake:
             guilds = layout(args)
             build_world(fake, guilds)
             await configure(db, guilds)

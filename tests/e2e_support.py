@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from bot.config import Secret, Settings
-from bot.sandbox.fake_discord import FakeDiscord, Reply, running_client
 from bot.storage import ANY_GUILD, HistoryFilter, StoredPrediction
+from fakediscord import FakeDiscord, Reply, running_client
 
 if TYPE_CHECKING:  # imported when used: they load torch, which unit-test runs do not need
     from bot.client import SentimentBot
@@ -88,7 +88,7 @@ async def open_world(
     """
     from bot.client import SentimentBot
 
-    async with FakeDiscord(token=token) as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot", token=token) as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)
         guild.add_channel(GENERAL, "general")
         guild.add_channel(RANDOM, "random")

@@ -35,8 +35,8 @@ from e2e_support import (
 from bot.cli import run_bot
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
-from bot.sandbox.fake_discord import FakeDiscord, point_discord_py_at, running_client
 from bot.storage import HistoryFilter, Storage, StoredPrediction, read_count
+from fakediscord import FakeDiscord, point_discord_py_at, running_client
 from model import SentimentClassifier
 
 
@@ -192,7 +192,7 @@ async def test_close_during_a_burst_keeps_every_prediction(
     """Graceful shutdown: whatever the bot predicted before closing is in SQLite afterwards."""
     from bot.storage import read_count
 
-    async with FakeDiscord() as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)
         guild.add_channel(GENERAL, "general")
         guild.add_member(OWNER, "owner")
@@ -475,7 +475,7 @@ async def test_sigterm_stops_run_bot_cleanly_and_keeps_every_prediction(
 
     monkeypatch.setattr("bot.client.SentimentBot", RecordedBot)
     caplog.set_level(logging.INFO, logger="bot")
-    async with FakeDiscord() as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)
         guild.add_channel(GENERAL, "general")
         guild.add_member(OWNER, "owner")
@@ -533,7 +533,7 @@ async def test_sigterm_while_the_model_loads_stops_run_bot_without_error(
 
     monkeypatch.setattr("bot.client.SentimentClassifier.load", slow_load)
     database = tmp_path / "bot.db"
-    async with FakeDiscord() as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)
         guild.add_channel(GENERAL, "general")
         guild.add_member(OWNER, "owner")

@@ -20,7 +20,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from bot.sandbox.fake_discord import (
+from fakediscord import (
     ClientDiedError,
     FakeDiscord,
     FakeEvent,
@@ -193,7 +193,7 @@ def build_commands(bot: ProbeBot) -> list[AppCommand]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)
         guild.add_channel(GENERAL, "general")
         guild.add_channel(RANDOM, "random")
@@ -577,7 +577,7 @@ async def test_error_in_a_command_fails_waits_at_once(fake: FakeDiscord) -> None
 
 
 async def test_wrong_token_fails_login() -> None:
-    async with FakeDiscord(token="right") as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot", token="right") as fake:
         with pytest.raises(ClientDiedError) as info:
             async with running_client(ProbeBot(), fake, token="wrong"):
                 pass
@@ -585,7 +585,7 @@ async def test_wrong_token_fails_login() -> None:
 
 
 async def test_privileged_intent_not_enabled_closes_with_4014() -> None:
-    async with FakeDiscord(enabled_privileged_intents=0) as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot", enabled_privileged_intents=0) as fake:
         with pytest.raises(ClientDiedError) as info:
             async with running_client(ProbeBot(message_content=True), fake, reconnect=True):
                 pass

@@ -47,7 +47,6 @@ from e2e_support import (
 import bot.cli
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
-from bot.sandbox.fake_discord import FakeDiscord, point_discord_py_at, running_client
 from bot.storage import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -57,6 +56,7 @@ from bot.storage import (
     Storage,
     read_count,
 )
+from fakediscord import FakeDiscord, point_discord_py_at, running_client
 from model import SentimentClassifier
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ async def _identify_at_once(shard_id: int | None, *, initial: bool = False) -> N
 async def production_world(tmp_path: Path, classifier: SentimentClassifier) -> AsyncIterator[World]:
     """Like ``open_world``, but the client runs as ``SentimentBot.start`` runs it
     (``reconnect=True``), and re-IDENTIFYs without discord.py's 5 s pause."""
-    async with FakeDiscord() as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)
         guild.add_channel(GENERAL, "general")
         guild.add_member(OWNER, "owner")
@@ -347,7 +347,7 @@ def fake_in_a_thread() -> Iterator[FakeDiscord]:
     thread.start()
 
     async def start() -> FakeDiscord:
-        fake = FakeDiscord()
+        fake = FakeDiscord(bot_name="Sentiment Bot")
         fake.add_guild(GUILD, "Test Guild", owner_id=OWNER).add_channel(GENERAL, "general")
         await fake.start()
         return fake

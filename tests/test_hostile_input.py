@@ -26,7 +26,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.render import history_embed, prediction_embed, snippet
-from bot.sandbox.fake_discord import FakeFile, FakeInteraction, Reply
 from bot.storage import (
     ANY_GUILD,
     MOODS,
@@ -38,6 +37,7 @@ from bot.storage import (
     read_history,
     safe_text,
 )
+from fakediscord import FakeFile, FakeInteraction, Reply
 from model import EMPTY_PREDICTION, Prediction, SentimentClassifier
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from e2e_support import ALICE, BOB, GENERAL, GUILD, MOD, NEGATIVE, OWNER, POSITIVE, RANDOM, World
 
-from bot.sandbox.fake_discord import Reply
+from fakediscord import Reply
 
 BOB_WORDS = "bob-words: This is terrible, I hate it, worst experience ever."
 BOB_LATER = "bob-later: This is awful, I hate it, what a horrible day."

@@ -15,10 +15,10 @@ import pytest
 from bot.sandbox.cli import main
 from bot.sandbox.database import create_sandbox_database, is_sandbox_database, remove_database
 from bot.sandbox.display import plain
-from bot.sandbox.fake_discord import DEFAULT_TOKEN
 from bot.sandbox.parsing import Meta, Say, Slash, build_call, parse_line
 from bot.sandbox.world import UsageError, World
 from bot.storage import Storage
+from fakediscord import DEFAULT_TOKEN
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -333,3 +333,22 @@ def test_sandbox_fresh_on_the_real_database_exits_with_an_error(
         capsys.readouterr().err
     )
     assert real.read_bytes() == before
+
+
+def test_without_the_fake_discord_the_sandbox_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    import bot.sandbox
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "fakediscord" else real_find_spec(name, *a),
+    )
+    assert bot.sandbox.main(["--help"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "fake-discord" in err and "pip install -e ./fakediscord" in err

@@ -36,8 +36,8 @@ from bot import storage as storage_module
 from bot.cli import main as bot_main
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
-from bot.sandbox.fake_discord import ClientDiedError, FakeDiscord, Reply, running_client
 from bot.storage import PredictionRecord, Storage
+from fakediscord import ClientDiedError, FakeDiscord, Reply, running_client
 from model import SentimentClassifier
 from model.settings import SettingsError
 
@@ -319,7 +319,7 @@ async def test_a_refused_token_is_not_logged_either(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = TOKEN[::-1]
-    async with FakeDiscord(token=TOKEN) as fake:
+    async with FakeDiscord(bot_name="Sentiment Bot", token=TOKEN) as fake:
         settings = Settings(token=Secret(wrong), database=tmp_path / "bot.db")
         bot = SentimentBot(settings, classifier=classifier, guild_ready_timeout=0.1)
         with pytest.raises(ClientDiedError) as died:

@@ -21,7 +21,7 @@ import pytest
 from e2e_support import GENERAL, GUILD, OWNER
 
 import bot.cli
-from bot.sandbox.fake_discord import FakeDiscord
+from fakediscord import FakeDiscord
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "MTE" + "x" * 67
@@ -120,7 +120,8 @@ async def test_discord_unreachable_at_start_up_is_one_line_and_a_non_zero_exit(
 
 
 async def test_invalid_token_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
-    async with FakeDiscord(token="MTE" + "y" * 67) as fake:  # not the bot's token: 401
+    wrong_token = "MTE" + "y" * 67  # not the bot's token: 401
+    async with FakeDiscord(bot_name="Sentiment Bot", token=wrong_token) as fake:
         process, log = await _start_bot(
             tmp_path, fake.api_base_url, fake.gateway_url, level="WARNING"
         )
@@ -141,7 +142,7 @@ async def test_invalid_token_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> 
 async def test_signal_while_waiting_to_reconnect_ends_the_process_within_seconds(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
-    fake = FakeDiscord()
+    fake = FakeDiscord(bot_name="Sentiment Bot")
     fake.add_guild(GUILD, "Test Guild", owner_id=OWNER).add_channel(GENERAL, "general")
     await fake.start()
     try:

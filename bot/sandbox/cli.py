@@ -32,11 +32,11 @@ from pathlib import Path
 from bot.config import Secret, Settings
 from bot.sandbox.database import create_sandbox_database, remove_database
 from bot.sandbox.display import echo, plain
-from bot.sandbox.fake_discord import DEFAULT_TOKEN, ClientDiedError, FakeDiscord, running_client
 from bot.sandbox.logs import ErrorLog, setup_logging
 from bot.sandbox.reader import LineReader
 from bot.sandbox.world import GENERAL_ID, GUILD_ID, UsageError, build_world
 from bot.storage import StorageError
+from fakediscord import DEFAULT_TOKEN, ClientDiedError, FakeDiscord, running_client
 
 DEFAULT_DB = Path("data/sandbox.db")
 DEFAULT_OUT = Path("data/sandbox-out")

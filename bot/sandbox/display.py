@@ -16,8 +16,8 @@ from typing import Any
 
 import discord
 
-from bot.sandbox.fake_discord import FakeFile, Reply
 from bot.sandbox.world import World
+from fakediscord import FakeFile, Reply
 
 JSON = dict[str, Any]
 

@@ -20,7 +20,6 @@ import discord
 from bot.client import SentimentBot, _permission_name
 from bot.render import mood_probability, why_silent
 from bot.sandbox.display import buttons, echo, print_reply
-from bot.sandbox.fake_discord import FakeDiscord, FakeInteraction, FakeMessage, RunningClient
 from bot.sandbox.logs import ErrorLog
 from bot.sandbox.parsing import (
     HELP,
@@ -34,6 +33,7 @@ from bot.sandbox.parsing import (
 )
 from bot.sandbox.world import GENERAL_ID, GUILD_ID, YOU_ID, UsageError, World
 from bot.storage import HistoryFilter, StoredPrediction
+from fakediscord import FakeDiscord, FakeInteraction, FakeMessage, RunningClient
 
 JSON = dict[str, Any]
 T = TypeVar("T")

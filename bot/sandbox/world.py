@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import discord
 
-from bot.sandbox.fake_discord import FakeDiscord, snowflake_at
+from fakediscord import FakeDiscord, snowflake_at
 
 
 class UsageError(ValueError):
