@@ -43,7 +43,6 @@ from bot.storage.errors import StorageError, StorageUnavailableError
 from bot.storage.schema import IDENTITY_SQL, check_identity, migrate
 
 __all__ = [
-    "CORRUPT_FIX",
     "FIX",
     "QUICK_CHECK_S",
     "SqliteBackend",
@@ -62,7 +61,7 @@ _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 _SYNCHRONOUS_SQL: Final = "PRAGMA synchronous = FULL"
 
 FIX: Final = "move it aside or restore a backup, or point SENTIMENT_DB at another file"
-CORRUPT_FIX: Final = (
+_CORRUPT_FIX: Final = (
     "Stop the bot and restore a backup (README, Backup and restore); if only an index is "
     "damaged, `sqlite3 {path} REINDEX` repairs it; or move the file (and its -wal and -shm) "
     "aside and start afresh"
@@ -187,7 +186,7 @@ async def _check_integrity(path: Path, limit_s: float) -> None:
         ]
         raise StorageError(
             f"{path} is damaged (the integrity check, quick_check, found: "
-            f"{'; '.join(lines[:3])}); nothing was changed. {CORRUPT_FIX.format(path=path)}"
+            f"{'; '.join(lines[:3])}); nothing was changed. {_CORRUPT_FIX.format(path=path)}"
         )
     else:
         log.debug("%s: quick_check ok in %.2f s", path, took)
@@ -357,7 +356,7 @@ class SqliteBackend:
                 "Restart the bot to create a new file, or stop it and restore a backup "
                 "(README, Backup and restore)",
             )
-        return f"the database {self.path} is damaged ({exc})", CORRUPT_FIX.format(path=self.path)
+        return f"the database {self.path} is damaged ({exc})", _CORRUPT_FIX.format(path=self.path)
 
     def open_error(self, exc: BaseException) -> Exception | None:
         if isinstance(exc, sqlite3.DatabaseError):
