@@ -221,7 +221,7 @@ async def test_short_write_lock_holds_reactions_until_their_rows_are_committed(
     user the prediction is stored, so none goes out before its row is committed."""
     caplog.set_level(logging.INFO, logger="bot")
     async with open_world(tmp_path, classifier) as world:
-        await world.bot.storage._db.execute("PRAGMA busy_timeout = 60000")
+        await world.bot.storage._backend.db.execute("PRAGMA busy_timeout = 60000")
         with write_lock(world.bot.storage.path) as other:
             sent = await post(world, [f"{POSITIVE} ({i})" for i in range(4)])
             await world.fake.wait_for(lambda: world.bot.storage.writer_stats.pending == 4)
@@ -237,20 +237,20 @@ async def test_short_write_lock_holds_reactions_until_their_rows_are_committed(
 async def _lock(world: World) -> Callable[[], Awaitable[None]]:
     # A lock held longer than busy_timeout: lower the bot's 5 s to keep the test short.
     storage = world.bot.storage
-    await storage._db.execute("PRAGMA busy_timeout = 200")
+    await storage._backend.db.execute("PRAGMA busy_timeout = 200")
     holder = write_lock(storage.path)
     holder.__enter__()
 
     async def undo() -> None:
         holder.__exit__(None, None, None)
-        await storage._db.execute("PRAGMA busy_timeout = 5000")
+        await storage._backend.db.execute("PRAGMA busy_timeout = 5000")
 
     return undo
 
 
 async def _full_disk(world: World) -> Callable[[], Awaitable[None]]:
     # The file may not grow by one page: what SQLite reports when the disk is full.
-    db = world.bot.storage._db
+    db = world.bot.storage._backend.db
     ((pages,),) = await db.execute_fetchall("PRAGMA page_count")
     await db.execute(f"PRAGMA max_page_count = {pages}")
 
@@ -263,7 +263,7 @@ async def _full_disk(world: World) -> Callable[[], Awaitable[None]]:
 async def _read_only(world: World) -> Callable[[], Awaitable[None]]:
     # Root ignores file modes, so chmod cannot make the file read-only in the test: SQLite's
     # own switch gives the bot's connection the same error a read-only file or folder gives.
-    db = world.bot.storage._db
+    db = world.bot.storage._backend.db
     await db.execute("PRAGMA query_only = ON")
 
     async def undo() -> None:
@@ -644,7 +644,7 @@ async def test_corrupt_index_found_while_running_logs_one_error_not_a_traceback_
     async def check_stopped(path: Path, limit_s: float) -> None:
         """What a quick_check cut short on a very large file amounts to."""
 
-    monkeypatch.setattr("bot.storage._check_integrity", check_stopped)
+    monkeypatch.setattr("bot.storage.sqlite._check_integrity", check_stopped)
     async with open_world(tmp_path, classifier) as world:  # strict: no discord.py tracebacks
         sent = await post(world, [f"{POSITIVE} ({i})" for i in range(5)])
         await world.fake.wait_for(
@@ -665,7 +665,7 @@ async def _fail_inserts_as_corrupt(world: World, monkeypatch: pytest.MonkeyPatch
     def corrupt(sql: str, rows: list[tuple[object, ...]]) -> Any:
         raise sqlite3.DatabaseError("database disk image is malformed")
 
-    monkeypatch.setattr(world.bot.storage._db, "executemany", corrupt)
+    monkeypatch.setattr(world.bot.storage._backend.db, "executemany", corrupt)
 
 
 async def _delete_the_files(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -725,7 +725,7 @@ async def test_long_outage_keeps_a_bounded_backlog_and_says_so_once(
     caplog.set_level(logging.INFO, logger="bot")
     async with open_world(tmp_path, classifier) as world:
         storage = world.bot.storage
-        storage._max_pending = 3  # MAX_PENDING (10,000) in production
+        storage._writer._max_pending = 3  # MAX_PENDING (10,000) in production
         undo = await _lock(world)
         try:
             kept = await post(world, [f"{POSITIVE} (kept {i})" for i in range(3)])
@@ -763,7 +763,7 @@ async def _locked_with_a_backlog(
 
 async def _broken(world: World, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Awaitable[None]]:
     """Every statement that writes meets a damaged page, as SQLite reports it."""
-    db = world.bot.storage._db
+    db = world.bot.storage._backend.db
 
     async def malformed(*args: object, **kwargs: object) -> Any:
         raise sqlite3.DatabaseError("database disk image is malformed")

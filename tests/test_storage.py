@@ -38,6 +38,10 @@ from bot.storage import (
     read_stats,
     safe_text,
 )
+from bot.storage import queries as storage_queries
+from bot.storage import readonly as storage_readonly
+from bot.storage import schema as storage_schema
+from bot.storage import writer as storage_writer
 
 T0 = datetime(2024, 5, 8, 12, 30, tzinfo=UTC)  # a Wednesday
 LOGGER = "bot.storage"
@@ -102,7 +106,7 @@ async def test_fresh_database_is_private_wal_and_current(db_path: Path) -> None:
         assert wal.exists()
         assert stat.S_IMODE(wal.stat().st_mode) == 0o600
         pragmas = {
-            name: next(iter(await storage._db.execute_fetchall(f"PRAGMA {name}")))[0]
+            name: next(iter(await storage._backend.db.execute_fetchall(f"PRAGMA {name}")))[0]
             for name in ("journal_mode", "foreign_keys", "busy_timeout", "user_version")
         }
         assert pragmas == {
@@ -294,7 +298,7 @@ async def test_a_failed_migration_leaves_the_binary_era_file_as_it_was(
 ) -> None:
     before = binary_era_database(db_path)
     broken = (*MIGRATIONS[:2], (*MIGRATIONS[2][:2], "ALTER TABLE nowhere ADD COLUMN x"))
-    monkeypatch.setattr(storage_module, "MIGRATIONS", broken)
+    monkeypatch.setattr(storage_schema, "MIGRATIONS", broken)
     with pytest.raises(StorageError, match="cannot use"):
         await Storage.open(db_path)
     conn = plain(db_path)
@@ -584,7 +588,7 @@ async def test_three_way_probabilities_and_unread_reasons_round_trip(store: Stor
 
 async def test_the_database_refuses_inconsistent_three_way_rows(store: Storage) -> None:
     """The CHECK constraints hold even for a writer that skips PredictionRecord's checks."""
-    good = storage_module._record_params(rec(p_negative=0.5, p_neutral=0.25))
+    good = storage_writer._record_params(rec(p_negative=0.5, p_neutral=0.25))
     bad_rows = {
         "one probability alone": (*good[:11], 0.5, None, None, *good[14:]),
         "a probability above 1": (*good[:11], 1.5, 0.0, None, *good[14:]),
@@ -595,9 +599,9 @@ async def test_the_database_refuses_inconsistent_three_way_rows(store: Storage) 
     }
     for what, row in bad_rows.items():
         with pytest.raises(sqlite3.IntegrityError):
-            await store._db.execute(storage_module._INSERT_SQL, row)
+            await store._backend.db.execute(storage_writer._INSERT_SQL, row)
         assert await store.count(HistoryFilter(guild_id=1)) == 0, what
-    await store._db.execute(storage_module._INSERT_SQL, good)
+    await store._backend.db.execute(storage_writer._INSERT_SQL, good)
     assert await store.count(HistoryFilter(guild_id=1)) == 1
 
 
@@ -728,13 +732,13 @@ async def test_writer_writes_submitted_records_in_batches(
     store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sizes: list[int] = []
-    real = store._db.executemany
+    real = store._backend.db.executemany
 
     def spy(sql: str, rows: list[tuple[object, ...]]) -> Any:
         sizes.append(len(rows))
         return real(sql, rows)
 
-    monkeypatch.setattr(store._db, "executemany", spy)
+    monkeypatch.setattr(store._backend.db, "executemany", spy)
     store.start_writer(batch_size=100, flush_interval=60)
     for i in range(250):
         assert store.submit(rec(user_id=i))
@@ -834,7 +838,7 @@ async def test_locked_database_is_retried_and_logged_once(
 async def test_each_failure_streak_logs_one_warning(
     store: Storage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = store._db.executemany
+    real = store._backend.db.executemany
     failures = iter([True, True, False, True, True, True, False])
 
     def flaky(sql: str, rows: list[tuple[object, ...]]) -> Any:
@@ -842,7 +846,7 @@ async def test_each_failure_streak_logs_one_warning(
             raise sqlite3.OperationalError("database or disk is full")
         return real(sql, rows)
 
-    monkeypatch.setattr(store._db, "executemany", flaky)
+    monkeypatch.setattr(store._backend.db, "executemany", flaky)
     store.start_writer(retry_initial=0.001, retry_max=0.002)
     store.submit(rec(user_id=1))
     await store.flush()
@@ -1005,14 +1009,16 @@ async def test_history_queries_use_an_index(store: Storage) -> None:
     ]
     for flt in filters:
         for sql, params in (
-            storage_module._history_query(flt, 10, 0),
-            storage_module._count_query(flt),
-            storage_module._mood_counts_query(flt),
-            storage_module._mood_over_time_query(flt, "day"),
+            storage_queries.history_query(flt, 10, 0),
+            storage_queries.count_query(flt),
+            storage_queries.mood_counts_query(flt),
+            storage_queries.mood_over_time_query(flt, "day"),
         ):
             plan = [
                 row[3]
-                for row in await store._db.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}", params)
+                for row in await store._backend.db.execute_fetchall(
+                    f"EXPLAIN QUERY PLAN {sql}", params
+                )
             ]
             assert any("predictions USING" in step for step in plan), (flt, plan)
             assert not any(step == "SCAN predictions" for step in plan), (flt, plan)
@@ -1204,7 +1210,7 @@ async def test_settings_are_served_from_memory(
     def no_disk(*args: object) -> Awaitable[object]:
         raise AssertionError("the hot path read the disk")
 
-    for connection in (store._db, store._reader):
+    for connection in (store._backend.db, store._backend.reader):
         monkeypatch.setattr(connection, "execute_fetchall", no_disk)
     for _ in range(3):
         assert await store.guild_settings(1) is first
@@ -1300,7 +1306,7 @@ def test_read_only_helpers_cannot_write(db_path: Path) -> None:
 
     asyncio.run(make())
     with (
-        storage_module._open_readonly(db_path) as (conn, _, _),
+        storage_readonly._open_readonly(db_path) as (conn, _, _),
         pytest.raises(sqlite3.OperationalError, match="readonly"),
     ):
         conn.execute("DELETE FROM predictions")
@@ -1322,7 +1328,7 @@ async def test_save_returns_once_the_row_is_committed_and_batches_concurrent_sav
 
 
 async def test_synchronous_is_full(store: Storage) -> None:
-    ((level,),) = await store._db.execute_fetchall("PRAGMA synchronous")
+    ((level,),) = await store._backend.db.execute_fetchall("PRAGMA synchronous")
     assert level == 2  # FULL
 
 
@@ -1336,7 +1342,7 @@ async def test_corruption_on_insert_is_not_retried_and_refuses_at_once(
         calls += 1
         raise sqlite3.DatabaseError("database disk image is malformed")
 
-    monkeypatch.setattr(store._db, "executemany", corrupt)
+    monkeypatch.setattr(store._backend.db, "executemany", corrupt)
     store.start_writer(retry_initial=0.001, retry_max=0.002)
     with pytest.raises(StorageUnavailableError, match="damaged"):
         await asyncio.wait_for(store.save(rec(user_id=1)), 10)
@@ -1376,7 +1382,7 @@ async def test_backlog_is_bounded_and_its_duplicate_check_sees_queued_records(
     assert len(storage_records(caplog, logging.ERROR)) == 1
     await store.flush()
     assert await store.has_auto_prediction(101)  # now from the database
-    assert store._pending_auto == {}
+    assert store._writer._pending_auto == {}
     assert store.submit(rec(source="auto", message_id=200))  # room again
 
 

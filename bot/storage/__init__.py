@@ -1,0 +1,94 @@
+"""The bot's storage: the prediction log, per-guild settings and privacy, in one database
+(SQLite today). It knows nothing of Discord objects: it takes plain ids and values.
+
+Where each job lives:
+
+* ``facade.py``: :class:`Storage`, the one object the bot holds; it opens a backend and puts
+  the parts below in front of it.
+* ``records.py``: the values taken and returned (records, filters, settings, statistics) and
+  how they are checked; how probabilities, times and text are stored.
+* ``queries.py``: the SQL of every query, one copy, shared by :class:`Storage` and the
+  operator's read-only path; audiences, mood counts, time buckets.
+* ``readonly.py``: the operator's read-only path (``sentiment-history``), and the note of
+  which program created a database.
+* ``writer.py``: the batched writer: queue, group commit, waiters, backoff, its counters.
+* ``settings.py``: per-guild settings, cached in memory.
+* ``privacy.py``: opt-outs, deleted messages, /forget-me, retention.
+* ``backend.py``: the interface a database engine implements (connections, transactions,
+  SQL placeholders, what its errors mean), so that a second engine is a second
+  implementation rather than a fork.
+* ``sqlite.py``: that interface for SQLite: safe file handling, two connections, durability
+  (WAL, ``synchronous=FULL``), corruption and replaced-file detection.
+* ``schema.py``: the schema and its migrations (``PRAGMA user_version``).
+* ``errors.py``: :class:`StorageError` and :class:`StorageUnavailableError`.
+
+Everything a caller needs is imported from ``bot.storage`` itself.
+"""
+
+from bot.storage.errors import StorageError, StorageUnavailableError
+from bot.storage.facade import Storage
+from bot.storage.readonly import (
+    read_count,
+    read_history,
+    read_mood_counts,
+    read_mood_over_time,
+    read_origin,
+    read_stats,
+    write_origin,
+)
+from bot.storage.records import (
+    ANY_GUILD,
+    COUNT_KEYS,
+    DEFAULT_NEGATIVE_EMOJI,
+    DEFAULT_POSITIVE_EMOJI,
+    MOODS,
+    SOURCES,
+    AnyGuild,
+    Audience,
+    Bucket,
+    DatabaseStats,
+    GuildSettings,
+    HistoryFilter,
+    Mood,
+    PredictionRecord,
+    Source,
+    StoredPrediction,
+    safe_text,
+)
+from bot.storage.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from bot.storage.writer import MAX_PENDING, WriterStats
+
+__all__ = [
+    "ANY_GUILD",
+    "APPLICATION_ID",
+    "COUNT_KEYS",
+    "DEFAULT_NEGATIVE_EMOJI",
+    "DEFAULT_POSITIVE_EMOJI",
+    "MAX_PENDING",
+    "MIGRATIONS",
+    "MOODS",
+    "SCHEMA_VERSION",
+    "SOURCES",
+    "AnyGuild",
+    "Audience",
+    "Bucket",
+    "DatabaseStats",
+    "GuildSettings",
+    "HistoryFilter",
+    "Mood",
+    "PredictionRecord",
+    "Source",
+    "Storage",
+    "StorageError",
+    "StorageUnavailableError",
+    "StoredPrediction",
+    "WriterStats",
+    "read_count",
+    "read_history",
+    "read_mood_counts",
+    "read_mood_over_time",
+    "read_origin",
+    "read_stats",
+    "safe_text",
+    "write_origin",
+]

@@ -1,0 +1,288 @@
+""":class:`Storage`, the one object the bot holds: it opens a backend and puts the writer, the
+queries, the guild settings and privacy in front of it. It takes plain ids and values, never a
+Discord object; each method says what it does, the modules beside it say how.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.storage.backend import Backend
+from bot.storage.privacy import Privacy, load_opt_outs
+from bot.storage.queries import (
+    STATS_QUERIES,
+    Query,
+    auto_prediction_query,
+    count_query,
+    history_query,
+    mood_counts_query,
+    mood_counts_result,
+    mood_over_time_query,
+    mood_over_time_result,
+    row_to_prediction,
+    stats_result,
+)
+from bot.storage.records import (
+    Bucket,
+    DatabaseStats,
+    GuildSettings,
+    HistoryFilter,
+    PredictionRecord,
+    StoredPrediction,
+)
+from bot.storage.schema import SCHEMA_VERSION
+from bot.storage.settings import GuildSettingsCache
+from bot.storage.sqlite import QUICK_CHECK_S, SqliteBackend
+from bot.storage.writer import MAX_PENDING, Writer, WriterStats
+
+__all__ = ["Storage"]
+
+
+class Storage:
+    """The prediction log and settings of one bot; create with :meth:`open`."""
+
+    def __init__(self, backend: Backend, opted_out: set[int]) -> None:
+        """Private: use :meth:`Storage.open`."""
+        self._backend = backend
+        self.path: Path = backend.path
+        self._privacy = Privacy(backend, opted_out, flush=self.flush)
+        self._writer = Writer(backend, accepts=self._privacy.accepts)
+        self._settings = GuildSettingsCache(backend)
+
+    # -- opening and closing -----------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, busy_timeout: float = 5.0, quick_check_s: float = QUICK_CHECK_S
+    ) -> Storage:
+        """Open (creating or migrating) the SQLite database at ``path``.
+
+        Raises StorageError for a file that is not a Sentiment Bot database, one written by a
+        newer version, one that cannot be created or read, or one that ``PRAGMA quick_check``
+        finds damaged (stopped after ``quick_check_s`` seconds on a huge file: a WARNING);
+        such a file is left unchanged.
+        """
+        backend: Backend = await SqliteBackend.open(
+            path, busy_timeout=busy_timeout, quick_check_s=quick_check_s
+        )
+        try:
+            opted_out = await load_opt_outs(backend)
+        except BaseException as exc:
+            await backend.close()
+            error = backend.open_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+        return cls(backend, opted_out)
+
+    async def close(self, *, timeout: float | None = 30.0) -> None:
+        """Write everything queued (waiting at most ``timeout`` seconds), then close.
+
+        If the database keeps failing past ``timeout``, the predictions still queued are not
+        written and an ERROR says how many. Closing twice is harmless.
+        """
+        if self._backend.closed:
+            return
+        try:
+            await self._writer.close(timeout)
+        finally:
+            await self._backend.close()
+
+    # -- the writer --------------------------------------------------------------------------
+
+    def start_writer(
+        self,
+        *,
+        batch_size: int = 100,
+        flush_interval: float = 0.0,
+        retry_initial: float = 0.1,
+        retry_max: float = 30.0,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
+        """Start the task that writes submitted records in batches (call inside the loop).
+
+        Group commit: with ``flush_interval`` 0 (the default) the writer commits as soon as it
+        has records; what arrives while a commit runs goes into the next one (up to
+        ``batch_size`` rows per transaction). A positive ``flush_interval`` waits that long
+        for a batch to fill (unless someone awaits :meth:`save`, :meth:`flush` or
+        :meth:`close`). Failed writes are retried after ``retry_initial`` seconds, doubling up
+        to ``retry_max``. At most ``max_pending`` records wait in memory.
+        """
+        self._writer.start(
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            retry_initial=retry_initial,
+            retry_max=retry_max,
+            max_pending=max_pending,
+        )
+
+    def submit(self, record: PredictionRecord) -> bool:
+        """Queue ``record`` for the writer; never blocks; constant time.
+
+        Returns False, storing nothing, if the user opted out or the message was deleted.
+        Raises :class:`StorageUnavailableError` if the database is broken (corrupt, deleted) or
+        ``max_pending`` records already wait for a database that cannot write.
+        """
+        return self._writer.submit(record)
+
+    async def save(self, record: PredictionRecord) -> bool:
+        """Submit ``record`` and return once it is committed (group commit: it shares its
+        transaction with whatever else is queued). False if refused (see :meth:`submit`).
+
+        Waits through transient failures (locked, disk full, read-only: retried). Raises
+        :class:`StorageUnavailableError` if the database breaks, the backlog is full, or storage
+        closes before the record is written: then it is not known to be stored.
+        """
+        return await self._writer.save(record)
+
+    async def flush(self) -> None:
+        """Return once everything submitted before the call is committed (or refused).
+
+        Waits through write failures (they are retried); wrap it in ``asyncio.wait_for`` to
+        bound the wait. Without a running writer, writes the queue itself.
+        """
+        await self._writer.flush()
+
+    async def add(self, record: PredictionRecord) -> int | None:
+        """Insert ``record`` now, bypassing the queue.
+
+        Returns the new row id, or None when nothing was stored: an automatic prediction
+        already stored for that message, an opted-out user, or a deleted message.
+        """
+        return await self._writer.add(record)
+
+    @property
+    def writer_stats(self) -> WriterStats:
+        """Counters of the batching writer since open."""
+        return self._writer.stats
+
+    @property
+    def failure(self) -> str | None:
+        """The database's words for why the writer's writes are failing and being retried
+        (e.g. "database is locked"), or None while they are not."""
+        return self._writer.failure
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def _fetchall(self, query: Query) -> list[Sequence[Any]]:
+        sql, params = query
+        return await self._backend.execute_fetchall(sql, params)
+
+    async def history(
+        self, flt: HistoryFilter, *, limit: int = 10, offset: int = 0
+    ) -> list[StoredPrediction]:
+        """Predictions matching ``flt``, newest first."""
+        rows = await self._fetchall(history_query(flt, limit, offset))
+        return [row_to_prediction(row) for row in rows]
+
+    async def count(self, flt: HistoryFilter) -> int:
+        """How many predictions match ``flt``."""
+        rows = await self._fetchall(count_query(flt))
+        return int(rows[0][0])
+
+    async def mood_counts(self, flt: HistoryFilter) -> dict[str, int]:
+        """``{'positive': n, 'negative': n, 'neutral': n, 'unread': n}`` over the predictions
+        matching; texts the model did not read count under ``unread`` only."""
+        return mood_counts_result(await self._fetchall(mood_counts_query(flt)))
+
+    async def mood_over_time(
+        self, flt: HistoryFilter, *, bucket: Bucket = "day"
+    ) -> list[tuple[datetime, dict[str, int]]]:
+        """Mood counts per UTC hour/day/week (weeks start Monday); non-empty buckets, ascending."""
+        rows = await self._fetchall(mood_over_time_query(flt, bucket))
+        return mood_over_time_result(rows, bucket)
+
+    async def has_auto_prediction(self, message_id: int) -> bool:
+        """Whether an automatic prediction for ``message_id`` is stored or queued.
+
+        The queue is looked up in constant time (an index by message id), whatever its size.
+        """
+        if self._writer.queued_auto(message_id):
+            return True
+        rows = await self._fetchall(auto_prediction_query(message_id))
+        return bool(rows[0][0])
+
+    async def stats(self) -> DatabaseStats:
+        """Rows, rows per source, time span and file size, for the operator CLI."""
+        by_source = await self._fetchall((STATS_QUERIES[0], []))
+        span = await self._fetchall((STATS_QUERIES[1], []))
+        return stats_result(
+            self.path, SCHEMA_VERSION, by_source, span[0], self._backend.size_bytes()
+        )
+
+    # -- deletion and privacy ----------------------------------------------------------------
+
+    async def delete_messages(self, message_ids: Sequence[int]) -> int:
+        """Delete every prediction about these messages; returns the rows deleted.
+
+        Predictions for them that are queued, or submitted later, are not stored either.
+        """
+        return await self._privacy.delete_messages(message_ids)
+
+    async def forget_user(self, user_id: int) -> int:
+        """Delete every prediction of the user, and every one holding their words (someone
+        else's context menu on their message), in every guild, and opt them out.
+
+        Returns the rows deleted. Nothing queued for or about the user survives, and nothing
+        new is stored until :meth:`set_opt_out` (user_id, False).
+        """
+        return await self._privacy.forget_user(user_id)
+
+    async def set_opt_out(self, user_id: int, opted_out: bool) -> None:
+        """Opt the user out of (or back into) prediction logging; persisted."""
+        await self._privacy.set_opt_out(user_id, opted_out)
+
+    async def is_opted_out(self, user_id: int) -> bool:
+        """Whether the user opted out (from memory: no disk access)."""
+        return self._privacy.opted_out(user_id)
+
+    def opted_out(self, user_id: int) -> bool:
+        """Whether the user opted out; synchronous, for the message hot path."""
+        return self._privacy.opted_out(user_id)
+
+    async def purge(self, *, default_days: int | None, now: datetime | None = None) -> int:
+        """Delete predictions older than their guild's ``retention_days``, or ``default_days``
+        for guilds without one and for direct messages (None: keep those forever).
+
+        Returns the rows deleted.
+        """
+        return await self._privacy.purge(default_days=default_days, now=now)
+
+    # -- settings ----------------------------------------------------------------------------
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """The guild's settings (defaults if none stored); served from memory after first use."""
+        return await self._settings.get(guild_id)
+
+    async def set_auto_channel(
+        self, guild_id: int, channel_id: int, enabled: bool
+    ) -> GuildSettings:
+        """Switch automatic reactions on or off in a channel; returns the new settings."""
+        return await self._settings.set_auto_channel(guild_id, channel_id, enabled)
+
+    async def update_guild_settings(
+        self,
+        guild_id: int,
+        *,
+        positive_emoji: str | None = None,
+        negative_emoji: str | None = None,
+        band: tuple[float, float] | Literal["reset"] | None = None,
+        store_auto_text: bool | None = None,
+        retention_days: int | Literal["reset"] | None = None,
+    ) -> GuildSettings:
+        """Change some settings of a guild (None: unchanged; 'reset': back to the model's band
+        or the bot-wide default).
+
+        Raises ValueError, changing nothing, if a value is out of range.
+        """
+        return await self._settings.update(
+            guild_id,
+            positive_emoji=positive_emoji,
+            negative_emoji=negative_emoji,
+            band=band,
+            store_auto_text=store_auto_text,
+            retention_days=retention_days,
+        )
