@@ -124,7 +124,9 @@ class SentimentBot(commands.Bot):
         )
         await self.inference.start()
         self._services_started = True
-        self.mood = MoodService(self.inference, self.storage, self.classifier.version)
+        self.mood = MoodService(
+            self.inference, self.storage, self.classifier.version, self.classifier.band
+        )
         self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
