@@ -911,7 +911,7 @@ async def switch_on_reactions(fake: FakeDiscord, channel_id: int) -> str:
 
 
 async def run(args: argparse.Namespace, errors: ErrorLog) -> int:
-    from bot.client import SentimentBot  # imports torch: slow, so only once we run
+    from bot.app import create_bot  # imports torch: slow, so only once we run
     from model import ArtifactError, EncoderError
 
     if not args.db.exists():  # ours: marked, so that a later --fresh may delete it
@@ -930,7 +930,11 @@ async def run(args: argparse.Namespace, errors: ErrorLog) -> int:
     echo(f"Loading the model; the bot's log goes to {log_hint} ...")
     async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         world = build_world(fake)
-        bot = SentimentBot(settings, guild_ready_timeout=0.1)
+        try:
+            bot = await create_bot(settings, guild_ready_timeout=0.1)
+        except (ArtifactError, EncoderError, StorageError) as exc:
+            echo(f"error: {exc}")
+            return 2
         try:
             async with running_client(bot, fake, strict=False, timeout=READY_TIMEOUT_S) as running:
                 note = await switch_on_reactions(fake, GENERAL_ID)
@@ -944,11 +948,7 @@ async def run(args: argparse.Namespace, errors: ErrorLog) -> int:
                         break
                 echo("Closing the bot (it flushes its database) ...")
         except ClientDiedError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ArtifactError | EncoderError | StorageError):
-                echo(f"error: {cause}")
-                return 2
-            echo(f"error: the bot stopped: {cause or exc!r}. See {log_hint}")
+            echo(f"error: the bot stopped: {exc.__cause__ or exc!r}. See {log_hint}")
             return 1
         except TimeoutError as exc:
             echo(f"error: the bot did not get ready: {str(exc).splitlines()[0]}. See {log_hint}")
