@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -59,14 +59,12 @@ _NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, discord.DiscordServerError
 CONNECTION_GRACE_S = 3.0
 
 
-async def _start(bot: SentimentBot, token: str) -> None:
-    """The cheap local checks first (database, then the model), then log in and connect."""
-    await bot.prepare()
+async def _login(bot: SentimentBot, token: str) -> None:
+    """Log in (and run ``setup_hook``: the cogs, the command sync)."""
     try:
         await bot.login(token)
     except _NETWORK_ERRORS as exc:
         raise DiscordUnreachableError(_describe(exc)) from exc
-    await bot.connect()
 
 
 def _describe(exc: BaseException) -> str:
@@ -80,29 +78,38 @@ def _describe(exc: BaseException) -> str:
 
 
 async def run_bot(settings: Settings) -> None:
-    """Run until the connection ends or SIGINT / SIGTERM asks for a graceful shutdown."""
-    from bot.client import SentimentBot
+    """Run until the connection ends or SIGINT / SIGTERM asks for a graceful shutdown.
 
-    bot = SentimentBot(settings)
+    The local parts first, cheapest check first (the database, then the model: bot/app.py),
+    then log in, then stay connected. A signal during one of these steps stops it there.
+    """
+    from bot.app import create_bot  # loads torch: only when the bot runs
+
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            log.info("signal received: shutting down")
+            stop.set()
+
     loop = asyncio.get_running_loop()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     try:
-        async with bot:
-            runner = asyncio.create_task(_start(bot, settings.token.reveal()), name="bot")
-            stopper = asyncio.create_task(stop.wait(), name="signals")
-            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        assembling = asyncio.create_task(create_bot(settings), name="assemble")
+        if not await _unless_stopped(assembling, stop):
+            return  # create_bot closed what it had opened
+        async with assembling.result() as bot:  # its close() closes the parts
+            login = asyncio.create_task(_login(bot, settings.token.reveal()), name="login")
+            if not await _unless_stopped(login, stop):
+                return
+            login.result()  # LoginFailure, DiscordUnreachableError, a failed command sync
+            runner = asyncio.create_task(bot.connect(), name="bot")
+            await _unless_stopped(runner, stop, cancel=False)
             if stop.is_set():
-                log.info("signal received: shutting down")
-                if not bot.setup_done:
-                    # Still logging in or loading the model: stop that half-way (close()
-                    # alone would let it carry on against a closed HTTP session).
-                    runner.cancel()
                 await bot.close()
-            stopper.cancel()
-            await asyncio.wait({runner}, timeout=CONNECTION_GRACE_S if stop.is_set() else None)
+                await asyncio.wait({runner}, timeout=CONNECTION_GRACE_S)
             if not runner.done():  # asleep before a reconnect attempt
                 runner.cancel()
                 await asyncio.wait({runner})
@@ -113,6 +120,24 @@ async def run_bot(settings: Settings) -> None:
             loop.remove_signal_handler(sig)
             if handler is not None:
                 signal.signal(sig, handler)  # what the host process had, not just the default
+
+
+async def _unless_stopped(
+    task: asyncio.Task[Any], stop: asyncio.Event, *, cancel: bool = True
+) -> bool:
+    """Wait until ``task`` ends or ``stop`` is set; then, with ``cancel``, cancel ``task`` if
+    it is still running (and wait for it). True when the task ran to its end (with a result
+    or an error): a step that completes just as a signal comes is not lost."""
+    stopper = asyncio.create_task(stop.wait(), name="signals")
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if cancel:
+            task.cancel()  # nothing if it ended; else a signal came, or run_bot was cancelled
+    if cancel:
+        await asyncio.wait({task})
+    return task.done() and not task.cancelled()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The Discord client: start-up (setup_hook), the cogs, graceful shutdown."""
+"""The Discord client: the cogs and command sync (setup_hook), the purge loop, graceful
+shutdown of the parts it is given."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot.config import Settings
-from bot.inference import InferenceService, Predictor
+from bot.inference import InferenceService
 from bot.interactions import friendly_error, send, undeliverable
 from bot.monitor import LoopLagMonitor
 from bot.mood import MoodService
@@ -43,17 +44,22 @@ def intents() -> discord.Intents:
 
 
 class SentimentBot(commands.Bot):
-    """Loads the classifier once, opens the database, starts the services, loads the cogs.
+    """The Discord side of the bot: the cogs, command sync, the purge loop, graceful shutdown.
 
-    ``classifier`` may be passed in (tests share one across bots); by default it is loaded from
-    ``settings.artifact`` (or the committed default) in a worker thread.
+    It is given its parts already open and running (bot/app.py assembles them): the
+    ``classifier``, the ``storage`` with its writer started, and the ``inference`` service in
+    front of the classifier. It owns them from then on: :meth:`close` shuts them down, in the
+    order a graceful shutdown needs (the handlers under way finish with the model, the
+    database and the connection still there).
     """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        classifier: SentimentClassifier | None = None,
+        classifier: SentimentClassifier,
+        storage: Storage,
+        inference: InferenceService,
         **options: Any,
     ) -> None:
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
@@ -61,77 +67,22 @@ class SentimentBot(commands.Bot):
             command_prefix=commands.when_mentioned, intents=intents(), help_command=None, **options
         )
         self.settings = settings
-        self._classifier = classifier
-        self._storage: Storage | None = None  # opened by prepare()
-        self._prepared = False
-        self._services_started = False
-        self.setup_done = False  # setup_hook finished: from now on close() alone stops the bot
+        self.classifier = classifier
+        self.storage = storage
+        self.inference = inference
+        self.mood = MoodService(inference, storage, classifier.version, classifier.band)
         self._busy: set[asyncio.Task[Any]] = set()
-        self.closing = False
+        self.closing = False  # close() was called: handlers take no new work
         # Event-loop lag (started in setup_hook); logged with the inference counters.
         self.loop_lag = LoopLagMonitor(log_every=STATS_LOG_EVERY_S, extra=self._stats_line)
 
-    # set in setup_hook
-    classifier: SentimentClassifier
-    storage: Storage
-    inference: InferenceService
-    mood: MoodService
-
-    async def prepare(self) -> None:
-        """The local start-up work, cheapest check first: open the database (with its integrity
-        quick check), then load the model (seconds). ``sentiment-bot`` runs this before it logs
-        in, so that a damaged database or an unwritable path fails before the model loads and
-        before Discord is contacted; ``setup_hook`` runs it when it has not run yet. Idempotent.
-        """
-        if self._prepared:
-            return
-        settings = self.settings
-        if self._storage is None:
-            self._storage = await Storage.open(settings.database)
-            self.storage = self._storage
-        if self._classifier is None:
-            self._classifier = await asyncio.to_thread(
-                SentimentClassifier.load,
-                settings.artifact,
-                batch_size=settings.encoder_batch_size,
-                threads=settings.torch_threads,
-                precision=settings.precision,
-            )
-        self.classifier = self._classifier
-        low, high = self.classifier.band
-        log.info(
-            "model %s loaded (%s, %s pooling, %s; %s)",
-            self.classifier.version,
-            self.classifier.artifact.encoder.name,
-            self.classifier.artifact.encoder.pooling,
-            self.classifier.encoder.spec.precision,
-            f"three-way, reacts at P(positive) >= {high:.3f} or P(negative) >= {1 - low:.3f}"
-            if self.classifier.three_way
-            else f"neutral band {low:.3f}..{high:.3f}",
-        )
-        self._prepared = True
-
     async def setup_hook(self) -> None:
-        settings = self.settings
-        await self.prepare()
-        self.storage.start_writer()
-        predictor: Predictor = self.classifier
-        self.inference = InferenceService(
-            predictor,
-            max_batch=settings.max_batch,
-            max_wait_ms=settings.max_wait_ms,
-            max_queue=settings.max_queue,
-        )
-        await self.inference.start()
-        self._services_started = True
-        self.mood = MoodService(self.inference, self.storage, self.classifier.version)
         self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
         self.purge_old_rows.start()
         self.loop_lag.start()
-        self.setup_done = True
 
     async def sync_commands(self) -> None:
         """To the development guild when one is set (instant), else globally (up to an hour)."""
@@ -228,19 +179,17 @@ class SentimentBot(commands.Bot):
         self.purge_old_rows.cancel()
         await self.loop_lag.stop()
         try:
-            if self._services_started:
-                # Handlers already under way (new ones see ``closing`` and stop) classify with
-                # the model still running, instead of being refused half-way...
-                await self._finish_handlers()
-                await self.inference.close()
-                # ...then any that got their predictions from the last batches log them and
-                # send their reactions and replies while the connection is still open.
-                await self._finish_handlers()
-            if self._storage is not None:
-                await self._storage.close()
+            # Handlers already under way (new ones see ``closing`` and stop) classify with the
+            # model still running, instead of being refused half-way...
+            await self._finish_handlers()
+            await self.inference.close()
+            # ...then any that got their predictions from the last batches log them and send
+            # their reactions and replies while the connection is still open.
+            await self._finish_handlers()
+            await self.storage.close()
         finally:
             await super().close()
-        if self._storage is not None and self._storage.writer_stats.pending:
+        if self.storage.writer_stats.pending:
             return  # storage.close said what was not written: not a clean shutdown
         log.info("shut down cleanly")
 

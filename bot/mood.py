@@ -1,12 +1,23 @@
 """The application service between cogs and the machinery: classify a text with the inference
 service, apply the guild's band, log the prediction (with a three-way model's probabilities and
-why a text was not read). Knows nothing of discord objects."""
+why a text was not read); for a chat message, apply the rules of bot/decisions.py to the
+guild's settings to tell whether and with what to react. Knows nothing of discord objects."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
 
+from bot.decisions import (
+    Band,
+    ChatMessage,
+    ReplayGuard,
+    guild_band,
+    keeps_text,
+    reaction_emoji,
+    skip_in_channel,
+    skip_message,
+)
 from bot.inference import InferenceService
 from bot.storage import PredictionRecord, Source, Storage, StorageError
 from model import Prediction
@@ -25,10 +36,60 @@ class NotSavedError(Exception):
 
 
 class MoodService:
-    def __init__(self, inference: InferenceService, storage: Storage, model_version: str) -> None:
+    """``model_version`` is logged with each prediction; ``model_band`` applies where a guild
+    chose none."""
+
+    def __init__(
+        self,
+        inference: InferenceService,
+        storage: Storage,
+        model_version: str,
+        model_band: Band,
+    ) -> None:
         self.inference = inference
         self.storage = storage
         self.model_version = model_version
+        self.model_band = model_band
+        self._replays = ReplayGuard()
+
+    async def auto_reaction(self, message: ChatMessage, *, closing: bool = False) -> str | None:
+        """The emoji to react to ``message`` with, or None for no reaction.
+
+        The rules (bot/decisions.py) in order, the cheap ones first: the message itself
+        (``closing``: the bot is shutting down), the guild's settings and the author's
+        opt-out, a message delivered again (being handled, or its prediction already stored),
+        then the prediction, classified (sheddable) and logged as :meth:`classify` does.
+
+        Raises :class:`bot.inference.Overloaded` when shed, :class:`NotSavedError` when the
+        prediction could not be stored (no reaction then: a reaction means it is durable),
+        ``sqlite3.Error`` / :class:`bot.storage.StorageError` when the settings or the
+        duplicate check cannot be read, and the inference service's errors.
+        """
+        if skip_message(message, closing=closing) is not None:
+            return None
+        assert message.guild_id is not None  # skip_message: no reactions in direct messages
+        settings = await self.storage.guild_settings(message.guild_id)
+        opted_out = self.storage.opted_out(message.author_id)
+        if skip_in_channel(message, settings, opted_out=opted_out) is not None:
+            return None
+        if not self._replays.claim(message.id):
+            return None
+        try:
+            if await self.storage.has_auto_prediction(message.id):
+                return None  # delivered again after a resume, and already handled
+            prediction = await self.classify(
+                message.content,
+                source="auto",
+                user_id=message.author_id,
+                guild_id=message.guild_id,
+                channel_id=message.channel_id,
+                message_id=message.id,
+                store_text=keeps_text("auto", settings),
+                band=guild_band(settings, self.model_band),
+            )
+        finally:
+            self._replays.release(message.id)
+        return reaction_emoji(prediction, settings)
 
     async def classify(
         self,

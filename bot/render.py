@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import discord
 
 from bot.storage import Mood, PredictionRecord, StoredPrediction
-from model import Prediction
+from model import Prediction, threshold
 
 MOOD_EMOJI = {"positive": "😊", "negative": "😞", "neutral": "😐"}
 MOOD_COLOUR = {
@@ -75,13 +75,6 @@ def unread_line(unread: str) -> str:
         what = f"{name} ({code})" if name else f"another language ({code})"
         return f"Not read: this looks like {what}, and the model reads English only."
     return f"Not read: {NOTHING_TO_READ[0].lower()}{NOTHING_TO_READ[1:]}"
-
-
-def threshold(label: str, band: tuple[float, float]) -> float:
-    """The probability a three-way model's ``label`` needs for a reaction under ``band``: a
-    positive is voiced when P(positive) >= high, a negative when P(negative) >= 1 - low."""
-    low, high = band
-    return high if label == "positive" else 1.0 - low
 
 
 def why_silent(row: PredictionRecord, band: tuple[float, float]) -> str:

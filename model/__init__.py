@@ -11,7 +11,13 @@ This package knows nothing of Discord.
 """
 
 from model.artifact import Artifact, ArtifactError, default_artifact_path, load_artifact
-from model.classifier import EMPTY_PREDICTION, MOODS, Prediction, SentimentClassifier
+from model.classifier import (
+    EMPTY_PREDICTION,
+    MOODS,
+    Prediction,
+    SentimentClassifier,
+    threshold,
+)
 from model.data import DataError
 from model.encoder import BUNDLED_ENCODER, Encoder, EncoderError
 
@@ -28,4 +34,5 @@ __all__ = [
     "SentimentClassifier",
     "default_artifact_path",
     "load_artifact",
+    "threshold",
 ]

@@ -104,9 +104,14 @@ def voiced(
         return False
     if probabilities is None:
         return not low < p_positive < high
-    if label == "positive":
-        return probabilities[2] >= high
-    return probabilities[0] >= 1.0 - low
+    return probabilities[MOODS.index(label)] >= threshold(label, band)
+
+
+def threshold(label: str, band: tuple[float, float]) -> float:
+    """The probability a three-way model's ``label`` needs to be voiced under ``band``: a
+    positive needs P(positive) >= high, a negative P(negative) >= 1 - low."""
+    low, high = band
+    return high if label == "positive" else 1.0 - low
 
 
 EMPTY_PREDICTION = Prediction(label="neutral", p_positive=0.5, in_band=True, unread="empty")

@@ -50,6 +50,7 @@ from typing import Any
 
 import torch
 
+from bot.app import create_bot
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
 from bot.monitor import percentile
@@ -242,7 +243,7 @@ async def run_bot_burst(
                 max_queue=args.max_queue,
                 torch_threads=args.threads,
             )
-            bot = SentimentBot(settings, classifier=classifier, guild_ready_timeout=0.1)
+            bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
             sent_at: dict[int, float] = {}
             # strict=False: problems are collected and reported, not raised half-way.
             async with running_client(bot, fake, timeout=60.0, strict=False) as runner:

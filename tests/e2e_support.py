@@ -86,7 +86,7 @@ async def open_world(
     ``token``: the fake accepts only this bot token (and the bot is given it); by default the
     fake accepts any token.
     """
-    from bot.client import SentimentBot
+    from bot.app import create_bot
 
     async with FakeDiscord(bot_name="Sentiment Bot", token=token) as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)
@@ -101,7 +101,7 @@ async def open_world(
         settings = Settings(
             token=Secret(fake.token or ""), database=tmp_path / "bot.db", dev_guild_id=GUILD
         )
-        bot = SentimentBot(settings, classifier=classifier, guild_ready_timeout=0.1)
+        bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
         async with running_client(bot, fake):
             world = World(fake, bot)
             reply = await world.slash(

@@ -32,6 +32,7 @@ from e2e_support import (
     react_to,
 )
 
+from bot.app import create_bot
 from bot.cli import run_bot
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
@@ -200,7 +201,7 @@ async def test_close_during_a_burst_keeps_every_prediction(
         settings = Settings(
             token=Secret(fake.token or ""), database=tmp_path / "bot.db", dev_guild_id=GUILD
         )
-        bot = SentimentBot(settings, classifier=classifier, guild_ready_timeout=0.1)
+        bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
         async with running_client(bot, fake):
             await bot.storage.set_auto_channel(GUILD, GENERAL, True)
             for i in range(40):
@@ -212,7 +213,7 @@ async def test_close_during_a_burst_keeps_every_prediction(
         assert read_count(settings.database, HistoryFilter(guild_id=GUILD)) == predicted
 
         # A restart carries on with the same database: settings kept, new rows added.
-        again = SentimentBot(settings, classifier=classifier, guild_ready_timeout=0.1)
+        again = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
         async with running_client(again, fake):
             message_id = await fake.send_message(GENERAL, ALICE, POSITIVE)
             await fake.wait_for(lambda: bool(fake.active_reactions(message_id)))
@@ -473,7 +474,7 @@ async def test_sigterm_stops_run_bot_cleanly_and_keeps_every_prediction(
             super().__init__(settings, **options)
             bots.append(self)
 
-    monkeypatch.setattr("bot.client.SentimentBot", RecordedBot)
+    monkeypatch.setattr("bot.app.SentimentBot", RecordedBot)
     caplog.set_level(logging.INFO, logger="bot")
     async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)
@@ -531,7 +532,7 @@ async def test_sigterm_while_the_model_loads_stops_run_bot_without_error(
         release.wait(timeout=30)
         return classifier
 
-    monkeypatch.setattr("bot.client.SentimentClassifier.load", slow_load)
+    monkeypatch.setattr("bot.app.SentimentClassifier.load", slow_load)
     database = tmp_path / "bot.db"
     async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         guild = fake.add_guild(GUILD, "Test Guild", owner_id=OWNER)

@@ -45,7 +45,7 @@ from e2e_support import (
 )
 
 import bot.cli
-from bot.client import SentimentBot
+from bot.app import create_bot
 from bot.config import Secret, Settings
 from bot.storage import (
     APPLICATION_ID,
@@ -81,7 +81,7 @@ async def production_world(tmp_path: Path, classifier: SentimentClassifier) -> A
         guild.add_member(OWNER, "owner")
         guild.add_member(ALICE, "alice")
         settings = Settings(token=Secret(""), database=tmp_path / "bot.db", dev_guild_id=GUILD)
-        sentiment_bot = SentimentBot(settings, classifier=classifier, guild_ready_timeout=0.1)
+        sentiment_bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
         sentiment_bot.before_identify_hook = _identify_at_once
         async with running_client(sentiment_bot, fake, reconnect=True):
             await sentiment_bot.storage.set_auto_channel(GUILD, GENERAL, True)
@@ -403,7 +403,7 @@ def test_corrupt_database_stops_sentiment_bot_with_one_line_and_leaves_the_file_
     monkeypatch.setenv("DISCORD_TOKEN", "MTE" + "x" * 67)  # the fake takes any token
     monkeypatch.setenv("SENTIMENT_DB", str(database))
     monkeypatch.setenv("SENTIMENT_LOG_LEVEL", "WARNING")
-    monkeypatch.setattr("bot.client.SentimentClassifier.load", lambda *a, **k: classifier)
+    monkeypatch.setattr("bot.app.SentimentClassifier.load", lambda *a, **k: classifier)
     with fake_in_a_thread() as fake, point_discord_py_at(fake):
         status = bot.cli.main([])
     err = capsys.readouterr().err
@@ -616,7 +616,7 @@ def test_corrupt_index_stops_the_bot_at_start_up_with_one_line(
     monkeypatch.setenv("DISCORD_TOKEN", "MTE" + "x" * 67)
     monkeypatch.setenv("SENTIMENT_DB", str(database))
     monkeypatch.setenv("SENTIMENT_LOG_LEVEL", "WARNING")
-    monkeypatch.setattr("bot.client.SentimentClassifier.load", lambda *a, **k: classifier)
+    monkeypatch.setattr("bot.app.SentimentClassifier.load", lambda *a, **k: classifier)
     with fake_in_a_thread() as fake, point_discord_py_at(fake):
         status = bot.cli.main([])
     err = capsys.readouterr().err

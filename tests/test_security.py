@@ -33,8 +33,8 @@ from e2e_support import (
 )
 
 from bot import storage as storage_module
+from bot.app import create_bot
 from bot.cli import main as bot_main
-from bot.client import SentimentBot
 from bot.config import Secret, Settings
 from bot.storage import PredictionRecord, Storage
 from bot.storage import privacy as storage_privacy
@@ -323,7 +323,7 @@ async def test_a_refused_token_is_not_logged_either(
     wrong = TOKEN[::-1]
     async with FakeDiscord(bot_name="Sentiment Bot", token=TOKEN) as fake:
         settings = Settings(token=Secret(wrong), database=tmp_path / "bot.db")
-        bot = SentimentBot(settings, classifier=classifier, guild_ready_timeout=0.1)
+        bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
         with pytest.raises(ClientDiedError) as died:
             async with running_client(bot, fake, token=wrong, strict=False):
                 pass

@@ -193,7 +193,7 @@ def test_bad_database_stops_the_bot_before_the_model_loads_or_discord_is_contact
     monkeypatch.setenv("SENTIMENT_DB", str(database))
     monkeypatch.setenv("SENTIMENT_LOG_LEVEL", "WARNING")
     loads: list[object] = []
-    monkeypatch.setattr("bot.client.SentimentClassifier.load", lambda *a, **k: loads.append(a))
+    monkeypatch.setattr("bot.app.SentimentClassifier.load", lambda *a, **k: loads.append(a))
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
@@ -206,3 +206,31 @@ def test_bad_database_stops_the_bot_before_the_model_loads_or_discord_is_contact
     (line,) = err.splitlines()
     assert line.startswith("error: ") and str(database) in line, line
     assert loads == []  # the model was never loaded
+
+
+def test_bad_artifact_stops_the_bot_before_discord_is_contacted_and_closes_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = tmp_path / "classifier.safetensors"
+    artifact.write_bytes(b"not an artifact")
+    database = tmp_path / "bot.db"
+    port = _closed_port()  # had the bot tried Discord, it would say so instead
+    monkeypatch.setattr("discord.http.Route.BASE", f"http://127.0.0.1:{port}/api/v10")
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    monkeypatch.setenv("SENTIMENT_DB", str(database))
+    monkeypatch.setenv("SENTIMENT_ARTIFACT", str(artifact))
+    monkeypatch.setenv("SENTIMENT_LOG_LEVEL", "WARNING")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        status = bot.cli.main([])
+    finally:  # sentiment-bot installs discord.py's log handler on the root logger
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    (line,) = err.splitlines()
+    assert line.startswith("error: ") and str(artifact) in line, line
+    # The database was opened first (the cheap check) and closed again on the way out.
+    assert database.is_file() and not Path(f"{database}-wal").exists()

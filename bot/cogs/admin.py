@@ -12,8 +12,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.options import band_problem, refuse, refuse_bad_options
+from bot.decisions import guild_band
 from bot.interactions import reply_when_ready, send
 from bot.storage import GuildSettings
+from model import threshold
 
 if TYPE_CHECKING:
     from bot.client import SentimentBot
@@ -96,7 +98,7 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
         )
 
     def _embed(self, settings: GuildSettings, note: str) -> discord.Embed:
-        band = settings.band or self.bot.classifier.band
+        band = guild_band(settings, self.bot.classifier.band)
         channels = ", ".join(f"<#{c}>" for c in sorted(settings.auto_channels)) or "none"
         retention = settings.retention_days or self.bot.settings.retention_days
         embed = discord.Embed(
@@ -111,8 +113,9 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
             # The band read as per-class thresholds (see model.Prediction).
             embed.add_field(
                 name="Reacts",
-                value=f"{settings.positive_emoji} when P(positive) ≥ {band[1]:.2f}, "
-                f"{settings.negative_emoji} when P(negative) ≥ {1.0 - band[0]:.2f}{whose}",
+                value=f"{settings.positive_emoji} when P(positive) ≥ "
+                f"{threshold('positive', band):.2f}, {settings.negative_emoji} when "
+                f"P(negative) ≥ {threshold('negative', band):.2f}{whose}",
                 inline=False,
             )
         else:

@@ -1,4 +1,6 @@
-"""/sentiment, the "Analyze sentiment" context menu, automatic reactions, deleted messages."""
+"""/sentiment, the "Analyze sentiment" context menu, automatic reactions, deleted messages:
+Discord's events and interactions translated into calls on the services (the rules:
+bot/decisions.py), their answers into replies and reactions, their failures into log lines."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.options import refuse_bad_options
+from bot.decisions import ChatMessage, guild_band, keeps_text
 from bot.inference import InferenceError, Overloaded, ServiceClosed
 from bot.interactions import STORAGE_WAIT_S, reply_when_ready, unavailable_message
 from bot.mood import NotSavedError
@@ -39,7 +42,6 @@ class SentimentCog(commands.Cog):
         self.menu = app_commands.ContextMenu(
             name="Analyze sentiment", callback=self.analyze_message
         )
-        self._in_progress: set[int] = set()  # message ids being classified (gateway replays)
         self._warned: dict[tuple[str, int], float] = {}
 
     async def cog_load(self) -> None:
@@ -95,9 +97,7 @@ class SentimentCog(commands.Cog):
 
             async def work() -> tuple[Prediction, tuple[float, float], NotSavedError | None]:
                 settings = await self._settings(guild_id)
-                band = settings.band if settings and settings.band else self.bot.classifier.band
-                # Text typed into /sentiment is stored; a member's message only where allowed.
-                store_text = source == "command" or bool(settings and settings.store_auto_text)
+                band = guild_band(settings, self.bot.classifier.band)
                 try:
                     prediction = await self.bot.mood.classify(
                         text,
@@ -106,7 +106,7 @@ class SentimentCog(commands.Cog):
                         guild_id=guild_id,
                         channel_id=interaction.channel_id,
                         message_id=message_id,
-                        store_text=store_text,
+                        store_text=keeps_text(source, settings),
                         band=band,
                         author_id=author_id,
                         private=ephemeral,  # an answer only the requester sees: a private row
@@ -158,10 +158,23 @@ class SentimentCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
+        where = message.guild.id if message.guild is not None else 0
         with self.bot.handling():
             try:
-                await self._maybe_react(message)
-            except (sqlite3.Error, StorageError) as exc:
+                emoji = await self.bot.mood.auto_reaction(
+                    _chat_message(message), closing=self.bot.closing
+                )
+            except Overloaded:
+                return  # shed under load; counted in the inference stats
+            except NotSavedError as exc:
+                # No reaction for a prediction that is not stored: a reaction means it is
+                # durable.
+                self._warn("not-saved", where, "automatic reaction skipped: %s", exc)
+                return
+            except (InferenceError, ServiceClosed, StorageError) as exc:
+                self._warn("classify", where, "automatic reaction skipped: %s", exc)
+                return
+            except sqlite3.Error as exc:
                 # A damaged database (e.g. a corrupt index under the duplicate check) must not
                 # print a traceback per message: one ERROR, then at most one per WARN_EVERY_S.
                 self._error(
@@ -171,58 +184,9 @@ class SentimentCog(commands.Cog):
                     "stop the bot and check the file (README, Operations)",
                     exc,
                 )
-
-    async def _maybe_react(self, message: discord.Message) -> None:
-        if (
-            self.bot.closing
-            or message.guild is None
-            or message.author.bot
-            or message.webhook_id is not None
-            or not message.content.strip()  # attachment-only: nothing to read
-        ):
-            return
-        storage = self.bot.storage
-        settings = await storage.guild_settings(message.guild.id)
-        parent_id = getattr(message.channel, "parent_id", None)  # threads follow their channel
-        if (
-            message.channel.id not in settings.auto_channels
-            and parent_id not in settings.auto_channels
-        ):
-            return
-        if storage.opted_out(message.author.id) or message.id in self._in_progress:
-            return
-        self._in_progress.add(message.id)
-        try:
-            if await storage.has_auto_prediction(message.id):
-                return  # the gateway delivered this message again (resume): already done
-            prediction = await self.bot.mood.classify(
-                message.content,
-                source="auto",
-                user_id=message.author.id,
-                guild_id=message.guild.id,
-                channel_id=message.channel.id,
-                message_id=message.id,
-                store_text=settings.store_auto_text,
-                band=settings.band,
-            )
-        except Overloaded:
-            return  # shed under load; counted in the inference stats
-        except NotSavedError as exc:
-            # No reaction for a prediction that is not stored: a reaction means it is durable.
-            self._warn("not-saved", message.guild.id, "automatic reaction skipped: %s", exc)
-            return
-        except (InferenceError, ServiceClosed, StorageError) as exc:
-            self._warn("classify", message.guild.id, "automatic reaction skipped: %s", exc)
-            return
-        finally:
-            self._in_progress.discard(message.id)
-        # Silent on a text the model did not read, a neutral one, and one it is not sure of.
-        if not prediction.read or prediction.mood == "neutral":
-            return
-        emoji = (
-            settings.positive_emoji if prediction.mood == "positive" else settings.negative_emoji
-        )
-        await self._react(message, emoji)
+                return
+            if emoji is not None:
+                await self._react(message, emoji)
 
     async def _react(self, message: discord.Message, emoji: str) -> None:
         try:
@@ -265,6 +229,19 @@ class SentimentCog(commands.Cog):
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         await self.bot.storage.delete_messages(sorted(payload.message_ids))
+
+
+def _chat_message(message: discord.Message) -> ChatMessage:
+    return ChatMessage(
+        id=message.id,
+        guild_id=message.guild.id if message.guild is not None else None,
+        channel_id=message.channel.id,
+        parent_id=getattr(message.channel, "parent_id", None),  # threads follow their channel
+        author_id=message.author.id,
+        author_is_bot=message.author.bot,
+        webhook=message.webhook_id is not None,
+        content=message.content,
+    )
 
 
 async def setup(bot: SentimentBot) -> None:

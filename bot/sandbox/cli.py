@@ -60,7 +60,7 @@ Members: you (the owner), alice, mod (Manage Messages). You speak as "you" in #g
 
 async def run(args: argparse.Namespace, errors: ErrorLog) -> int:
     # These import torch: slow, so only once we run.
-    from bot.client import SentimentBot
+    from bot.app import create_bot
     from bot.sandbox.session import Sandbox, switch_on_reactions
     from model import ArtifactError, EncoderError
 
@@ -80,7 +80,11 @@ async def run(args: argparse.Namespace, errors: ErrorLog) -> int:
     echo(f"Loading the model; the bot's log goes to {log_hint} ...")
     async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         world = build_world(fake)
-        bot = SentimentBot(settings, guild_ready_timeout=0.1)
+        try:
+            bot = await create_bot(settings, guild_ready_timeout=0.1)
+        except (ArtifactError, EncoderError, StorageError) as exc:
+            echo(f"error: {exc}")
+            return 2
         try:
             async with running_client(bot, fake, strict=False, timeout=READY_TIMEOUT_S) as running:
                 note = await switch_on_reactions(fake, GENERAL_ID)
@@ -94,11 +98,7 @@ async def run(args: argparse.Namespace, errors: ErrorLog) -> int:
                         break
                 echo("Closing the bot (it flushes its database) ...")
         except ClientDiedError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ArtifactError | EncoderError | StorageError):
-                echo(f"error: {cause}")
-                return 2
-            echo(f"error: the bot stopped: {cause or exc!r}. See {log_hint}")
+            echo(f"error: the bot stopped: {exc.__cause__ or exc!r}. See {log_hint}")
             return 1
         except TimeoutError as exc:
             echo(f"error: the bot did not get ready: {str(exc).splitlines()[0]}. See {log_hint}")

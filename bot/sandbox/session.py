@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import discord
 
 from bot.client import SentimentBot, _permission_name
+from bot.decisions import guild_band, reacts_in
 from bot.render import mood_probability, why_silent
 from bot.sandbox.display import buttons, echo, print_reply
 from bot.sandbox.logs import ErrorLog
@@ -167,7 +168,7 @@ class Sandbox:
         storage = self.bot.storage
         settings = await storage.guild_settings(self.world.guild_id)
         channel = "#" + self.world.channel_name(self.channel_id)
-        if self.channel_id not in settings.auto_channels:
+        if not reacts_in(settings, self.channel_id):
             await self.fake.wait_idle(idle=0.3)
             return self._reacted(message_id) or (
                 f"no reaction: automatic reactions are off in {channel} "
@@ -186,7 +187,8 @@ class Sandbox:
         if row is None:
             return "no reaction, and the bot stored no prediction for it"
         if row.mood == "neutral":
-            return f"no reaction: {why_silent(row, settings.band or self.bot.classifier.band)}"
+            band = guild_band(settings, self.bot.classifier.band)
+            return f"no reaction: {why_silent(row, band)}"
         with contextlib.suppress(TimeoutError):
             await self.fake.wait_for(
                 lambda: bool(self.fake.active_reactions(message_id)), REACTION_TIMEOUT_S

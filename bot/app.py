@@ -1,0 +1,105 @@
+"""Assembling the bot: the one place where its parts are opened and handed to it.
+
+The database is opened first (with its integrity check: seconds at most), then the model is
+loaded (seconds), then the database writer and the inference service start, and only then is
+the :class:`~bot.client.SentimentBot` built around them, as discord.py's
+``examples/advanced_startup.py`` builds its bot around a database pool. So a damaged database
+or a bad artifact stops the program before anything is sent to Discord, and the bot has no
+half-started state to track. ``sentiment-bot`` (bot/cli.py), the sandbox, the load test and
+the end-to-end tests all assemble it here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.client import SentimentBot
+from bot.config import Settings
+from bot.inference import InferenceService
+from bot.storage import Storage
+from model import SentimentClassifier, threshold
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The bot's parts, open and running."""
+
+    classifier: SentimentClassifier
+    storage: Storage
+    inference: InferenceService
+
+
+async def open_parts(settings: Settings, *, classifier: SentimentClassifier | None = None) -> Parts:
+    """Open the database, load the model (unless ``classifier`` is given: tests share one),
+    start the writer and the inference service.
+
+    Raises ``StorageError``, ``ArtifactError`` or ``EncoderError`` (each one line that names
+    the file and the fix); on any failure or cancellation, what was opened is closed again.
+    """
+    storage = await Storage.open(settings.database)
+    try:
+        if classifier is None:
+            classifier = await asyncio.to_thread(
+                SentimentClassifier.load,
+                settings.artifact,
+                batch_size=settings.encoder_batch_size,
+                threads=settings.torch_threads,
+                precision=settings.precision,
+            )
+        _log_model(classifier)
+        storage.start_writer()
+        inference = InferenceService(
+            classifier,
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+        )
+        await inference.start()
+    except BaseException:
+        await storage.close()
+        raise
+    return Parts(classifier, storage, inference)
+
+
+async def create_bot(
+    settings: Settings, *, classifier: SentimentClassifier | None = None, **options: Any
+) -> SentimentBot:
+    """:func:`open_parts`, then the bot that owns them (its ``close()`` closes them).
+
+    ``options`` go to discord.py's client (e.g. ``guild_ready_timeout``)."""
+    parts = await open_parts(settings, classifier=classifier)
+    try:
+        return SentimentBot(
+            settings,
+            classifier=parts.classifier,
+            storage=parts.storage,
+            inference=parts.inference,
+            **options,
+        )
+    except BaseException:
+        await parts.inference.close()
+        await parts.storage.close()
+        raise
+
+
+def _log_model(classifier: SentimentClassifier) -> None:
+    low, high = classifier.band
+    when = (
+        f"three-way, reacts at P(positive) >= {threshold('positive', classifier.band):.3f} "
+        f"or P(negative) >= {threshold('negative', classifier.band):.3f}"
+        if classifier.three_way
+        else f"neutral band {low:.3f}..{high:.3f}"
+    )
+    log.info(
+        "model %s loaded (%s, %s pooling, %s; %s)",
+        classifier.version,
+        classifier.artifact.encoder.name,
+        classifier.artifact.encoder.pooling,
+        classifier.encoder.spec.precision,
+        when,
+    )
