@@ -43,10 +43,6 @@ NO_TOKEN = (
 )
 
 
-def setup_logging(level: str) -> None:
-    discord.utils.setup_logging(level=getattr(logging, level), root=True)
-
-
 class DiscordUnreachableError(Exception):
     """Logging in failed before any answer from Discord (DNS, refused connection, TLS, 5xx)."""
 
@@ -155,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not settings.token:
         print(NO_TOKEN, file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
+    discord.utils.setup_logging(level=getattr(logging, settings.log_level), root=True)
     try:
         asyncio.run(run_bot(settings))
     except discord.LoginFailure:

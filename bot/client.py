@@ -15,8 +15,8 @@ from discord.ext import commands, tasks
 
 from bot.config import Settings
 from bot.inference import InferenceService
-from bot.interactions import friendly_error, send, undeliverable
-from bot.monitor import LoopLagMonitor
+from bot.interactions import command_name, friendly_error, send, undeliverable
+from bot.monitor import LoopLagMonitor, percentile
 from bot.mood import MoodService
 from bot.storage import Storage
 from model import SentimentClassifier
@@ -108,7 +108,7 @@ class SentimentBot(commands.Bot):
     def _stats_line(self) -> str:
         s = self.inference.stats
         w = self.storage.writer_stats
-        p95 = s.percentile(s.request_seconds, 95)
+        p95 = percentile(s.request_seconds, 95)
         latency = "-" if p95 is None else f"{p95 * 1000:.0f}"
         return (
             f"inference: {s.predicted} predicted, {s.shed} shed, {s.errors} failed batches, "
@@ -141,10 +141,10 @@ class SentimentBot(commands.Bot):
             original = getattr(error, "original", error)
             if (reason := undeliverable(original)) is not None:
                 # Discord did not take the answer: a second try (the error line) would fail too.
-                log.warning("could not answer /%s: %s", _command_name(interaction), reason)
+                log.warning("could not answer /%s: %s", command_name(interaction), reason)
                 return
             message = friendly_error(original) or "Something went wrong; the error was logged."
-            log.error("command %s failed", _command_name(interaction), exc_info=original)
+            log.error("command %s failed", command_name(interaction), exc_info=original)
         with contextlib.suppress(discord.HTTPException):  # an expired interaction: nothing to do
             await send(interaction, content=message, ephemeral=True)
 
@@ -197,8 +197,3 @@ class SentimentBot(commands.Bot):
 def _permission_name(flag: str) -> str:
     """``manage_guild`` -> ``Manage Server``: the name Discord's client shows."""
     return flag.replace("guild", "server").replace("_", " ").title()
-
-
-def _command_name(interaction: discord.Interaction[Any]) -> str:
-    command = interaction.command
-    return command.qualified_name if command is not None else "?"

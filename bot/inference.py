@@ -29,6 +29,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from bot.monitor import percentile
 from model import Prediction
 
 log = logging.getLogger(__name__)
@@ -107,22 +108,11 @@ class InferenceStats:
         """Texts per model call (0.0 before the first call)."""
         return (self.batched / self.batches) if self.batches else 0.0
 
-    @staticmethod
-    def percentile(samples: Sequence[float], q: float) -> float | None:
-        """Nearest-rank percentile ``q`` (0-100) of ``samples``; ``None`` when empty."""
-        if not 0.0 <= q <= 100.0:
-            raise ValueError(f"percentile must be within 0 and 100, got {q}")
-        if not samples:
-            return None
-        ordered = sorted(samples)
-        rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-        return ordered[rank - 1]
-
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot, latencies as p50/p95 milliseconds over the recent window."""
 
         def ms(samples: Sequence[float], q: float) -> float | None:
-            value = self.percentile(samples, q)
+            value = percentile(samples, q)
             return None if value is None else round(value * 1000.0, 3)
 
         return {

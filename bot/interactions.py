@@ -122,7 +122,7 @@ async def reply_when_ready(
         if reason is not None:
             log.warning(
                 "/%s: storage unavailable (%s)%s",
-                _name(interaction),
+                command_name(interaction),
                 str(exc) or reason,
                 f"; {request} was not carried out" if request else "",
             )
@@ -132,7 +132,7 @@ async def reply_when_ready(
         message = friendly_error(exc)
         if message is None:
             raise
-        log.warning("/%s failed: %s", _name(interaction), exc)
+        log.warning("/%s failed: %s", command_name(interaction), exc)
         await send(interaction, content=message, ephemeral=True)
         return
     await send(interaction, ephemeral=ephemeral, **render(result))
@@ -146,6 +146,7 @@ async def send(interaction: discord.Interaction[Any], *, ephemeral: bool, **kwar
         await interaction.response.send_message(ephemeral=ephemeral, **kwargs)
 
 
-def _name(interaction: discord.Interaction[Any]) -> str:
+def command_name(interaction: discord.Interaction[Any]) -> str:
+    """The command's name as people type it (``sentiment-admin reactions``), for log lines."""
     command = interaction.command
     return command.qualified_name if command is not None else "interaction"

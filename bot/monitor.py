@@ -51,6 +51,8 @@ def _ms(seconds: float | None) -> str:
 
 def percentile(samples: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile ``q`` (0-100) of ``samples``; ``None`` when empty."""
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile must be within 0 and 100, got {q}")
     if not samples:
         return None
     ordered = sorted(samples)

@@ -13,13 +13,13 @@ This package knows nothing of Discord.
 from model.artifact import Artifact, ArtifactError, default_artifact_path, load_artifact
 from model.classifier import (
     EMPTY_PREDICTION,
-    MOODS,
     Prediction,
     SentimentClassifier,
     threshold,
 )
 from model.data import DataError
 from model.encoder import BUNDLED_ENCODER, Encoder, EncoderError
+from model.moods import MOODS, Mood, mood_of
 
 __all__ = [
     "BUNDLED_ENCODER",
@@ -30,9 +30,11 @@ __all__ = [
     "DataError",
     "Encoder",
     "EncoderError",
+    "Mood",
     "Prediction",
     "SentimentClassifier",
     "default_artifact_path",
     "load_artifact",
+    "mood_of",
     "threshold",
 ]

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,15 +19,12 @@ from model.encoder import (
     cpu_has_native_bf16,
     resolve_precision,
 )
+from model.moods import MOODS, Mood, mood_of
 
 if TYPE_CHECKING:
     from model.language import LanguageGate
 
 log = logging.getLogger(__name__)
-
-Label = Literal["negative", "positive", "neutral"]
-Mood = Literal["negative", "positive", "neutral"]
-MOODS: tuple[Mood, ...] = ("negative", "neutral", "positive")
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class Prediction:
     text is ``neutral``, 0.5, in the band, without running the encoder.
     """
 
-    label: Label
+    label: Mood
     p_positive: float
     in_band: bool
     probabilities: tuple[float, float, float] | None = None
@@ -60,7 +57,7 @@ class Prediction:
     @property
     def mood(self) -> Mood:
         """What a person is told and what the bot reacts to: ``neutral`` when silent."""
-        return "neutral" if self.in_band else self.label
+        return mood_of(self.label, self.in_band)
 
     @property
     def read(self) -> bool:
@@ -247,7 +244,7 @@ class SentimentClassifier:
         labels = self.artifact.labels
         p_positive = float(positive_vs_negative(labels, row[None, :])[0])
         if not self.three_way:
-            label: Label = "positive" if p_positive >= 0.5 else "negative"
+            label: Mood = "positive" if p_positive >= 0.5 else "negative"
             return Prediction(label, p_positive, in_band=False).with_band(band)
         by_mood = dict(zip(labels, (float(v) for v in row), strict=True))
         probabilities = (by_mood["negative"], by_mood["neutral"], by_mood["positive"])

@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 
+from model.moods import MOODS
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 CONFIDENCE_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -268,8 +270,6 @@ def plot_loss_curve(
 # Three-way (negative / neutral / positive): ``y`` holds indices into MOODS, ``probs`` rows of
 # P(negative), P(neutral), P(positive). ``band`` is (1 - t_negative, t_positive): a positive is
 # voiced when it is the most probable mood and P(positive) >= t_positive, a negative likewise.
-
-MOODS = ("negative", "neutral", "positive")
 
 
 def voiced_moods(probs: FloatArray, band: tuple[float, float]) -> IntArray:

@@ -19,7 +19,6 @@ import pytest
 from bot.inference import (
     InferenceError,
     InferenceService,
-    InferenceStats,
     Overloaded,
     ServiceClosed,
 )
@@ -381,13 +380,6 @@ async def test_requests_must_be_text(make_service: MakeService) -> None:
 def test_bad_settings_are_named(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         InferenceService(FakePredictor(), **kwargs)
-
-
-def test_percentile() -> None:
-    assert InferenceStats.percentile([], 50) is None
-    assert InferenceStats.percentile([3.0, 1.0, 2.0], 50) == 2.0
-    assert InferenceStats.percentile([3.0, 1.0, 2.0], 100) == 3.0
-    assert InferenceStats.percentile([3.0, 1.0, 2.0], 0) == 1.0
 
 
 # -- the real model --------------------------------------------------------------------------

@@ -67,5 +67,9 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 50) is None
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
+    assert percentile([3.0, 1.0, 2.0], 100) == 3.0
+    assert percentile([3.0, 1.0, 2.0], 0) == 1.0
+    with pytest.raises(ValueError, match="within 0 and 100"):
+        percentile([1.0], 101)
     with pytest.raises(ValueError, match="interval"):
         LoopLagMonitor(interval=0)

@@ -32,11 +32,17 @@ from pathlib import Path
 from bot.config import Secret, Settings
 from bot.sandbox.database import create_sandbox_database, remove_database
 from bot.sandbox.display import echo, plain
-from bot.sandbox.logs import ErrorLog, setup_logging
+from bot.sandbox.logs import setup_logging
 from bot.sandbox.reader import LineReader
 from bot.sandbox.world import GENERAL_ID, GUILD_ID, UsageError, build_world
 from bot.storage import StorageError
-from fakediscord import DEFAULT_TOKEN, ClientDiedError, FakeDiscord, running_client
+from fakediscord import (
+    DEFAULT_TOKEN,
+    ClientDiedError,
+    ErrorLogCollector,
+    FakeDiscord,
+    running_client,
+)
 
 DEFAULT_DB = Path("data/sandbox.db")
 DEFAULT_OUT = Path("data/sandbox-out")
@@ -58,7 +64,7 @@ Members: you (the owner), alice, mod (Manage Messages). You speak as "you" in #g
   :help       all commands and options                      :quit       exit (or Ctrl-D)"""
 
 
-async def run(args: argparse.Namespace, errors: ErrorLog) -> int:
+async def run(args: argparse.Namespace, errors: ErrorLogCollector) -> int:
     # These import torch: slow, so only once we run.
     from bot.app import create_bot
     from bot.sandbox.session import Sandbox, switch_on_reactions

@@ -1,8 +1,9 @@
 """Where the logs go while the console runs, and the errors the console points at.
 
 The bot's and discord.py's logs would cut into the console's lines, so :func:`setup_logging`
-sends them to a file (or to stderr with ``--verbose``); :class:`ErrorLog` keeps the ERROR
-records, so that the session can say "the bot logged an error" next to the line that caused it.
+sends them to a file (or to stderr with ``--verbose``); the fake Discord's
+:class:`~fakediscord.ErrorLogCollector`, on the root logger, keeps the ERROR records, so that the
+session can say "the bot logged an error" next to the line that caused it.
 """
 
 from __future__ import annotations
@@ -12,19 +13,10 @@ from pathlib import Path
 
 import discord
 
-
-class ErrorLog(logging.Handler):
-    """Collects ERROR records (discord.py's and the bot's) so the console can point at them."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+from fakediscord import ErrorLogCollector
 
 
-def setup_logging(log: Path, *, verbose: bool) -> ErrorLog:
+def setup_logging(log: Path, *, verbose: bool) -> ErrorLogCollector:
     """Bot and discord.py logs at INFO to ``log`` (or stderr with --verbose), not the console."""
     handler: logging.Handler
     if verbose:
@@ -48,6 +40,6 @@ def setup_logging(log: Path, *, verbose: bool) -> ErrorLog:
         )
     )
     discord.utils.setup_logging(handler=handler, formatter=formatter, level=logging.INFO, root=True)
-    errors = ErrorLog()
+    errors = ErrorLogCollector()  # discord.py's and the bot's errors
     logging.getLogger().addHandler(errors)
     return errors

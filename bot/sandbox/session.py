@@ -21,7 +21,6 @@ from bot.client import SentimentBot, _permission_name
 from bot.decisions import guild_band, reacts_in
 from bot.render import mood_probability, why_silent
 from bot.sandbox.display import buttons, echo, print_reply
-from bot.sandbox.logs import ErrorLog
 from bot.sandbox.parsing import (
     HELP,
     Meta,
@@ -34,7 +33,13 @@ from bot.sandbox.parsing import (
 )
 from bot.sandbox.world import GENERAL_ID, GUILD_ID, YOU_ID, UsageError, World
 from bot.storage import HistoryFilter, StoredPrediction
-from fakediscord import FakeDiscord, FakeInteraction, FakeMessage, RunningClient
+from fakediscord import (
+    ErrorLogCollector,
+    FakeDiscord,
+    FakeInteraction,
+    FakeMessage,
+    RunningClient,
+)
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -78,7 +83,7 @@ class Sandbox:
         *,
         out_dir: Path,
         log_hint: str,
-        errors: ErrorLog,
+        errors: ErrorLogCollector,
     ) -> None:
         assert isinstance(running.client, SentimentBot)
         self.bot = running.client

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
+from model.moods import Mood, mood_of
+
 __all__ = [
     "ANY_GUILD",
     "COUNT_KEYS",
@@ -50,13 +52,13 @@ __all__ = [
 ]
 
 Source: TypeAlias = Literal["auto", "command", "context_menu"]
-Mood: TypeAlias = Literal["positive", "negative", "neutral"]
 Bucket: TypeAlias = Literal["hour", "day", "week"]
 # Who looks at a query's rows (HistoryFilter.audience): the operator (every row), the member
 # who made the predictions (their private rows too), or anyone else (no private rows).
 Audience: TypeAlias = Literal["operator", "requester", "others"]
 
 SOURCES: Final[tuple[Source, ...]] = ("auto", "command", "context_menu")
+# The moods in the order people read them (summaries, option lists, messages).
 MOODS: Final[tuple[Mood, ...]] = ("positive", "negative", "neutral")
 # The keys of mood_counts / mood_over_time: the moods, and the texts the model did not read.
 COUNT_KEYS: Final[tuple[str, ...]] = (*MOODS, "unread")
@@ -230,7 +232,7 @@ class PredictionRecord:
     @property
     def mood(self) -> Mood:
         """What a person is told: ``neutral`` inside the band, else the label."""
-        return "neutral" if self.in_band or self.label == "neutral" else self.label
+        return mood_of(self.label, self.in_band)
 
     @property
     def read(self) -> bool:
