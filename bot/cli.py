@@ -136,9 +136,9 @@ async def _unless_stopped(
     return task.done() and not task.cancelled()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "sentiment-bot") -> int:
     parser = argparse.ArgumentParser(
-        prog="sentiment-bot",
+        prog=prog,
         description="Run Sentiment Bot. Settings come from the environment and .env "
         "(see .env.example).",
     )
@@ -186,9 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Operator CLI
 
 
-def history_main(argv: Sequence[str] | None = None) -> int:
+def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-history") -> int:
     parser = argparse.ArgumentParser(
-        prog="sentiment-history",
+        prog=prog,
         description="Print prediction history and mood statistics from the bot's database "
         "(read-only; safe while the bot runs).",
     )

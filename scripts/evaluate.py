@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Evaluate an artifact: same as the `sentiment-evaluate` console command (see --help)."""
+"""Evaluate an artifact: same as the `sentiment evaluate` command (see --help)."""
 
 import sys
 

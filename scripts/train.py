@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train the classifier: same as the `sentiment-train` console command (see --help)."""
+"""Train the classifier: same as the `sentiment train` command (see --help)."""
 
 import sys
 

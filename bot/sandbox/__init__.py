@@ -17,11 +17,11 @@ MISSING_FAKE = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "sentiment-sandbox") -> int:
     """Entry point of ``sentiment-sandbox``: the console, or one line when the fake is missing."""
     if importlib.util.find_spec("fakediscord") is None:
         print(MISSING_FAKE, file=sys.stderr)
         return 2
     from bot.sandbox.cli import main as console
 
-    return console(argv)
+    return console(argv, prog)

@@ -113,9 +113,9 @@ async def run(args: argparse.Namespace, errors: ErrorLogCollector) -> int:
     return 0
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None, prog: str = "sentiment-sandbox") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="sentiment-sandbox",
+        prog=prog,
         description="Try Sentiment Bot without a Discord token: the real bot against a fake "
         "Discord on 127.0.0.1, driven from this console (or a pipe). Type :help inside.",
     )
@@ -139,8 +139,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "sentiment-sandbox") -> int:
+    args = parse_args(argv, prog)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")  # emoji on a console that cannot show them
     if args.fresh:

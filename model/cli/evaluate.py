@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,12 @@ from model.settings import ModelSettings
 from model.train import embed
 
 
-def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    return run_command(_evaluate, argv)
+def evaluate_main(argv: Sequence[str] | None = None, prog: str = "sentiment-evaluate") -> int:
+    return run_command(partial(_evaluate, prog=prog), argv)
 
 
-def _evaluate(argv: list[str] | None) -> int:
-    args = evaluate_parser().parse_args(argv)
+def _evaluate(argv: list[str] | None, *, prog: str) -> int:
+    args = evaluate_parser(prog).parse_args(argv)
     # The outputs, checked before the model is loaded and the data embedded.
     if args.report is not None:
         check_writable(args.report, "--report")

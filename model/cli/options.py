@@ -101,9 +101,9 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def train_parser() -> argparse.ArgumentParser:
+def train_parser(prog: str = "sentiment-train") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sentiment-train",
+        prog=prog,
         description="Train the sentiment classifier (encoder + logistic regression) on SST-2: "
         "optionally fine-tune the encoder once with LoRA adapters (--finetune), then freeze it, "
         "choose C and the neutral band on dev, evaluate on test, write artifact + report.",
@@ -293,9 +293,9 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def evaluate_parser() -> argparse.ArgumentParser:
+def evaluate_parser(prog: str = "sentiment-evaluate") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sentiment-evaluate",
+        prog=prog,
         description="Evaluate a classifier artifact on a labelled file (TSV or CSV) or an SST-2 "
         "split and print the report.",
     )

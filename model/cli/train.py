@@ -7,6 +7,7 @@ import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,12 @@ from model.train import (
 )
 
 
-def train_main(argv: Sequence[str] | None = None) -> int:
-    return run_command(_train, argv)
+def train_main(argv: Sequence[str] | None = None, prog: str = "sentiment-train") -> int:
+    return run_command(partial(_train, prog=prog), argv)
 
 
-def _train(argv: list[str] | None) -> int:
-    args = train_parser().parse_args(argv)
+def _train(argv: list[str] | None, *, prog: str) -> int:
+    args = train_parser(prog).parse_args(argv)
     _check_outputs(args)
     _check_flags(args)
     started = time.perf_counter()
