@@ -338,3 +338,27 @@ async def test_guild_data_lists_every_table_with_a_guild_column(db_path: Path) -
 async def test_bad_grace_days_are_refused(store: Storage) -> None:
     with pytest.raises(ValueError, match="grace_days must be a whole number of days from 1"):
         await store.purge_departed_guilds(grace_days=0)
+
+
+async def test_a_guild_the_bot_is_in_is_never_deleted(store: Storage) -> None:
+    await two_guilds(store)
+    await store.record_guild_departure(GUILD, at=T0)
+    later = T0 + timedelta(days=31)
+    assert await store.purge_departed_guilds(grace_days=30, now=later, keep=[GUILD]) == {}
+    assert await guild_rows(store, GUILD) == 7
+
+
+async def test_reconcile_catches_up_with_what_happened_while_offline(store: Storage) -> None:
+    await two_guilds(store)  # rows in GUILD and OTHER_GUILD; settings of both
+    await store.update_guild_settings(3, store_auto_text=True)  # settings only
+    await store.record_guild_departure(GUILD, at=T0)  # left; re-added while offline
+    cancelled, recorded = await store.reconcile_guilds([GUILD], at=T0 + timedelta(days=1))
+    assert (cancelled, recorded) == ([GUILD], [OTHER_GUILD, 3])
+    assert await store.guild_departure(GUILD) is None
+    departure = await store.guild_departure(OTHER_GUILD)
+    assert departure is not None and departure.left_at == T0 + timedelta(days=1)
+    # a second READY changes nothing: the first time is kept
+    assert await store.reconcile_guilds([GUILD], at=T0 + timedelta(days=5)) == ([], [])
+    gone = await store.purge_departed_guilds(grace_days=30, now=T0 + timedelta(days=32))
+    assert sorted(gone) == [OTHER_GUILD, 3]
+    assert await guild_rows(store, GUILD) == 7 and await guild_rows(store, OTHER_GUILD) == 0

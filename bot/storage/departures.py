@@ -17,6 +17,7 @@ interrupted (crash, locked database) resumes with the next one: the departure ro
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -32,6 +33,7 @@ __all__ = [
     "cancel_departure",
     "departure",
     "purge_departed",
+    "reconcile",
     "record_departure",
 ]
 
@@ -87,6 +89,49 @@ async def departure(backend: Backend, guild_id: int) -> Departure | None:
     return Departure(guild_id, from_ts(rows[0][0])) if rows else None
 
 
+# Every guild with rows: the settings, and the guilds of predictions (a skip-scan along the
+# predictions_guild_time index: one lookup per guild, not one per row).
+_GUILDS_WITH_DATA: Final = (
+    "WITH RECURSIVE seen(guild_id) AS ("
+    " SELECT MIN(guild_id) FROM predictions"
+    " UNION ALL"
+    " SELECT (SELECT MIN(guild_id) FROM predictions WHERE guild_id > seen.guild_id)"
+    " FROM seen WHERE seen.guild_id IS NOT NULL)"
+    " SELECT guild_id FROM seen WHERE guild_id IS NOT NULL"
+    " UNION SELECT guild_id FROM guild_settings"
+)
+
+
+async def reconcile(
+    backend: Backend, present: Collection[int], *, at: datetime | None = None
+) -> tuple[list[int], list[int]]:
+    """After connecting, with ``present`` the guilds the bot is in: cancel their departures
+    (re-added while the bot was offline), and record one for each guild with rows the bot is
+    no longer in (removed while it was offline). ``(cancelled, recorded)``, each sorted."""
+    present = set(present)
+    for guild_id in present:
+        check_id("guild_id", guild_id, nullable=False)
+    when = time.time() if at is None else to_ts(check_aware("at", at))
+    with_data = {row[0] for row in await backend.execute_fetchall(_GUILDS_WITH_DATA)}
+    cancelled: list[int] = []
+    recorded: list[int] = []
+    async with backend.transaction() as tx:
+        pending = {
+            row[0] for row in await tx.execute_fetchall("SELECT guild_id FROM guild_departures")
+        }
+        for guild_id in sorted(pending & present):
+            await tx.execute("DELETE FROM guild_departures WHERE guild_id = ?", [guild_id])
+            cancelled.append(guild_id)
+        for guild_id in sorted(with_data - present - pending):
+            await tx.execute(
+                "INSERT INTO guild_departures (guild_id, left_at) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [guild_id, when],
+            )
+            recorded.append(guild_id)
+    return cancelled, recorded
+
+
 async def _still_due(tx: Transaction, guild_id: int, cutoff: float) -> bool:
     rows = await tx.execute_fetchall(
         "SELECT EXISTS (SELECT 1 FROM guild_departures WHERE guild_id = ? AND left_at < ?)",
@@ -100,10 +145,12 @@ async def purge_departed(
     *,
     grace_days: int,
     now: datetime | None = None,
+    keep: Collection[int] = (),
     batch: int = DELETE_BATCH,
 ) -> dict[int, int]:
     """Delete every row of each guild the bot left more than ``grace_days`` ago, then its
-    departure; ``{guild_id: rows deleted}`` for the guilds wholly deleted. ValueError for
+    departure; ``{guild_id: rows deleted}`` for the guilds wholly deleted. Guilds in ``keep``
+    (those the bot is in now, whatever the table says) are never deleted. ValueError for
     ``grace_days`` outside 1 .. MAX_RETENTION_DAYS."""
     check_retention("grace_days", grace_days)
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
@@ -115,6 +162,8 @@ async def purge_departed(
     )
     deleted: dict[int, int] = {}
     for (guild_id,) in due:
+        if guild_id in keep:
+            continue
         count = 0
         finished = False
         for statement in GUILD_DATA:

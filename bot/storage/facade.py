@@ -5,7 +5,7 @@ Discord object; each method says what it does, the modules beside it say how.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +16,7 @@ from bot.storage.departures import (
     cancel_departure,
     departure,
     purge_departed,
+    reconcile,
     record_departure,
 )
 from bot.storage.export import ExportSummary, export_steps
@@ -298,16 +299,27 @@ class Storage:
         was pending."""
         return await cancel_departure(self._backend, guild_id)
 
+    async def reconcile_guilds(
+        self, present: Collection[int], *, at: datetime | None = None
+    ) -> tuple[list[int], list[int]]:
+        """On connecting, ``present`` being every guild the bot is in: cancel their departures
+        (the bot was added back while offline) and record one for each other guild with rows
+        (removed while offline); ``(cancelled, recorded)``."""
+        return await reconcile(self._backend, present, at=at)
+
     async def guild_departure(self, guild_id: int) -> Departure | None:
         """The guild's pending departure, or None."""
         return await departure(self._backend, guild_id)
 
     async def purge_departed_guilds(
-        self, *, grace_days: int, now: datetime | None = None
+        self, *, grace_days: int, now: datetime | None = None, keep: Collection[int] = ()
     ) -> dict[int, int]:
         """Delete every row and the settings of each guild the bot left more than
-        ``grace_days`` ago; ``{guild_id: rows deleted}``."""
-        deleted = await purge_departed(self._backend, grace_days=grace_days, now=now)
+        ``grace_days`` ago, except those in ``keep`` (the guilds it is in now); ``{guild_id:
+        rows deleted}``."""
+        deleted = await purge_departed(
+            self._backend, grace_days=grace_days, now=now, keep=frozenset(keep)
+        )
         for guild_id in deleted:
             self._settings.forget(guild_id)
         return deleted
