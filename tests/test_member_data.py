@@ -120,11 +120,15 @@ async def test_export_holds_exactly_the_members_rows_of_this_guild(store: Storag
     by_others = data["predictions_by_others"]
     assert [(p["message_id"], p["text"]) for p in by_others] == [("1000", "alice says hi")]
     assert data["opt_out"] == []
-    assert data["counts"] == summary.counts == {
-        "predictions": 5,
-        "predictions_by_others": 1,
-        "opt_out": 0,
-    }
+    assert (
+        data["counts"]
+        == summary.counts
+        == {
+            "predictions": 5,
+            "predictions_by_others": 1,
+            "opt_out": 0,
+        }
+    )
     text = json.dumps(data)
     # nobody else's words or id, nor whether Bob asked privately; nothing of other guilds
     for foreign in ("bob's secret words", "bob typed this", str(BOB), str(CAROL), "elsewhere"):
