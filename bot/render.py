@@ -296,7 +296,8 @@ def member_data_line(
     for name, n in counts.items():
         if name == "opt_out":
             continue
-        one, many = _EXPORT_WORDS.get(name, (name.replace("_", " "),) * 2)
+        words = name.replace("_", " ")
+        one, many = _EXPORT_WORDS.get(name, (words.removesuffix("s"), words))
         parts.append(f"{n} {one if n == 1 else many}")
     state = "opted out" if opted_out else "not opted out"
     what = f"attached: `{attached}`" if attached else "nothing attached"

@@ -366,3 +366,42 @@ async def test_reconcile_catches_up_with_what_happened_while_offline(store: Stor
     gone = await store.purge_departed_guilds(grace_days=30, now=T0 + timedelta(days=32))
     assert sorted(gone) == [OTHER_GUILD, 3]
     assert await guild_rows(store, GUILD) == 7 and await guild_rows(store, OTHER_GUILD) == 0
+
+
+async def test_a_new_per_user_table_is_one_more_section(store: Storage) -> None:
+    """E.g. corrections: one Section (its query and its JSON) and the export, its counts and
+    the summary line follow."""
+    from bot.render import member_data_line
+    from bot.storage import Section
+
+    await two_members(store)
+    notes = Section(
+        name="corrections",
+        about="Corrections you made.",
+        sql="SELECT id, label FROM predictions WHERE guild_id IS ? AND user_id = ?"
+        " AND id > ? ORDER BY id LIMIT ?",
+        params=lambda guild_id, user_id: [guild_id, user_id],
+        start=(-1,),
+        key=lambda row: (row[0],),
+        to_json=lambda row: {"id": row[0], "label": row[1]},
+    )
+    steps = export_steps(GUILD, BOB, now=T0, sections=[*SECTIONS, notes])
+    out, item = io.StringIO(), next(steps)
+    try:
+        while True:
+            if isinstance(item, str):
+                out.write(item)
+                item = steps.send(None)
+            else:
+                item = steps.send(await store._fetchall(item))
+    except StopIteration as stop:
+        summary = stop.value
+    data = json.loads(out.getvalue())
+    assert [c["label"] for c in data["corrections"]] == ["positive", "positive"]
+    assert data["counts"]["corrections"] == 2 == summary.counts["corrections"]
+    line = member_data_line(summary.counts, opted_out=False, where="Test", attached="x.json")
+    assert line == (
+        "Everything the bot holds about you in Test: 2 predictions you made, 1 prediction by "
+        "others on your messages, 2 corrections; not opted out; attached: `x.json`. "
+        "`/forget-me` erases it."
+    )

@@ -69,8 +69,9 @@ def _id(value: int | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _time(value: float) -> str:
-    return from_ts(value).isoformat().replace("+00:00", "Z")
+def _time(value: float, timespec: str = "microseconds") -> str:
+    """UTC, ISO 8601, fixed width (stored times are exact to the microsecond)."""
+    return from_ts(value).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def _mood(label: str, in_band: int, unread: str | None) -> str:
@@ -208,7 +209,7 @@ def export_steps(
         raise ValueError(f"page must be a whole number >= 1, got {page!r}")
     head = {
         "format": EXPORT_FORMAT,
-        "exported_at": _time(now.timestamp()),
+        "exported_at": _time(now.timestamp(), "seconds"),
         "guild_id": _id(guild_id),
         "user_id": str(user_id),
         "about": {s.name: s.about for s in sections},
