@@ -387,9 +387,10 @@ class Sandbox:
         rows = await self.bot.storage.count(HistoryFilter(guild_id=self.world.guild_id))
         days = self.bot.settings.leave_grace_days
         deleted_on = departure.left_at + timedelta(days=days)
+        kept = plural(rows, "prediction")
         echo(
             f"  the bot was removed from {self.guild_name}. It keeps the server's settings "
-            f"and {plural(rows, 'prediction')} for {days} days (SENTIMENT_LEAVE_GRACE_DAYS), in case it "
+            f"and {kept} for {days} days (SENTIMENT_LEAVE_GRACE_DAYS), in case it "
             f"is added back, then deletes them all (from {deleted_on:%Y-%m-%d}).",
             "  :rejoin adds it back; :later DAYS runs its purge as if DAYS days had passed",
         )
@@ -407,9 +408,8 @@ class Sandbox:
         if pending is None:  # the purge already ran
             echo(f"  the bot is back in {self.guild_name}, starting afresh: its data was deleted")
         else:
-            echo(
-                f"  the bot is back in {self.guild_name}: nothing was deleted ({rows} predictions)"
-            )
+            kept = plural(rows, "prediction")
+            echo(f"  the bot is back in {self.guild_name}: nothing was deleted ({kept})")
 
     async def later(self, arg: str) -> None:
         if not arg.isdigit() or not 0 <= int(arg) <= 36500:
