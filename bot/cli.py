@@ -25,6 +25,7 @@ from bot.storage import (
     HistoryFilter,
     StorageError,
     read_count,
+    read_export,
     read_history,
     read_mood_counts,
     read_stats,
@@ -202,6 +203,13 @@ def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-histo
     parser.add_argument("--offset", type=int, default=0, help="rows to skip (paging)")
     parser.add_argument("--csv", action="store_true", help="CSV instead of a table")
     parser.add_argument("--stats", action="store_true", help="totals and mood shares only")
+    parser.add_argument(
+        "--export-user",
+        type=int,
+        metavar="USER_ID",
+        help="a member's data-access request: print as JSON every row held about USER_ID in "
+        "--guild (what /my-data sends them); redirect it to a file",
+    )
     args = parser.parse_args(argv)
     # Every mistake in the arguments, one line each, before the database is opened.
     mistakes = _argument_mistakes(args)
@@ -229,7 +237,16 @@ def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-histo
         since=datetime.now(UTC) - timedelta(days=args.days) if args.days else None,
     )
     try:
-        if args.stats:
+        if args.export_user is not None:
+            summary = read_export(db, args.guild, args.export_user, sys.stdout.write)
+            sys.stdout.flush()
+            counts = ", ".join(f"{name} {n}" for name, n in summary.counts.items())
+            print(
+                f"exported user {args.export_user} in guild {args.guild}: {counts} "
+                f"({summary.size_bytes} bytes)",
+                file=sys.stderr,
+            )
+        elif args.stats:
             _print_stats(db, flt, as_csv=args.csv)
         else:
             _print_history(db, flt, args.limit, args.offset, as_csv=args.csv)
@@ -269,6 +286,26 @@ def _argument_mistakes(args: argparse.Namespace) -> list[str]:
             mistakes.append(
                 f"--{flag} {value} is not a Discord id: give a whole number from 0 to {MAX_ID} "
                 "(Discord: right-click > Copy ID, with Developer Mode on)."
+            )
+    if args.export_user is not None:
+        if not 0 <= args.export_user <= MAX_ID:
+            mistakes.append(
+                f"--export-user {args.export_user} is not a Discord id: give the member's user "
+                f"id, a whole number from 0 to {MAX_ID}."
+            )
+        if args.guild is None:
+            mistakes.append(
+                "--export-user needs --guild GUILD_ID: the server whose data the member asks "
+                "for (/my-data gives a member their data in one server)."
+            )
+        others = [
+            f"--{flag.replace('_', '-')}"
+            for flag in ("user", "channel", "mood", "days", "csv", "stats")
+            if getattr(args, flag) not in (None, False)
+        ]
+        if others:
+            mistakes.append(
+                f"--export-user exports every row of the member: leave out {', '.join(others)}."
             )
     if args.days is not None and not 1 <= args.days <= MAX_DAYS:
         mistakes.append(

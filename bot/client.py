@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -23,7 +24,7 @@ from model import SentimentClassifier
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.sentiment", "bot.cogs.history", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.sentiment", "bot.cogs.history", "bot.cogs.admin", "bot.cogs.privacy")
 PURGE_EVERY_HOURS = 6
 HANDLER_GRACE_S = 10.0  # on shutdown, how long event handlers may take to finish their replies
 STATS_LOG_EVERY_S = 600.0  # how often event-loop lag and inference counters are logged (INFO)
@@ -97,13 +98,40 @@ class SentimentBot(commands.Bot):
 
     @tasks.loop(hours=PURGE_EVERY_HOURS)
     async def purge_old_rows(self) -> None:
+        await self.purge()
+
+    async def purge(self, *, now: datetime | None = None) -> None:
+        """The purge loop's work (``now``: as if it ran then): predictions past retention, and
+        every row of the guilds the bot left more than SENTIMENT_LEAVE_GRACE_DAYS ago."""
         try:
-            removed = await self.storage.purge(default_days=self.settings.retention_days)
+            removed = await self.storage.purge(default_days=self.settings.retention_days, now=now)
         except Exception:
             log.exception("retention purge failed; it runs again in %d hours", PURGE_EVERY_HOURS)
+        else:
+            if removed:
+                log.info("retention purge removed %d predictions", removed)
+        if not self.is_ready():
+            # Not before READY has said which guilds the bot is in (the privacy cog's
+            # on_ready cancels the departures of guilds that added it back while offline).
             return
-        if removed:
-            log.info("retention purge removed %d predictions", removed)
+        try:
+            gone = await self.storage.purge_departed_guilds(
+                grace_days=self.settings.leave_grace_days,
+                now=now,
+                keep=[guild.id for guild in self.guilds],  # never a guild the bot is in
+            )
+        except Exception:
+            log.exception(
+                "purge of departed guilds failed; it runs again in %d hours", PURGE_EVERY_HOURS
+            )
+            return
+        for guild_id, rows in gone.items():
+            log.info(
+                "deleted guild %s (left more than %d days ago): %d rows and its settings",
+                guild_id,
+                self.settings.leave_grace_days,
+                rows,
+            )
 
     def _stats_line(self) -> str:
         s = self.inference.stats

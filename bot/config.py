@@ -61,6 +61,11 @@ class Settings(ClassifierSettings):
     retention_days: Annotated[int | None, AfterValidator(_zero_is_forever)] = variable(
         90, "SENTIMENT_RETENTION_DAYS", "a whole number >= 1 or 0", ge=0
     )
+    # How long the settings and rows of a guild that removed the bot are kept (in case the bot
+    # is added back) before the purge deletes them.
+    leave_grace_days: int = variable(
+        30, "SENTIMENT_LEAVE_GRACE_DAYS", "a whole number of days from 1 to 36500", ge=1, le=36500
+    )
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = variable(
         "INFO", "SENTIMENT_LOG_LEVEL", f"one of {', '.join(LOG_LEVELS)}"
     )

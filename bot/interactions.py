@@ -89,6 +89,7 @@ async def reply_when_ready(
     ephemeral: bool,
     storage: Storage | None = None,
     request: str | None = None,
+    storage_wait_s: float = STORAGE_WAIT_S,
 ) -> None:
     """Await ``work`` and send ``render(result)`` as the reply (kwargs of ``send_message``).
 
@@ -97,13 +98,14 @@ async def reply_when_ready(
     The time counts from the interaction's creation, not its arrival: on a slow gateway the
     event may arrive a second or more into Discord's 3-second window.
 
-    With ``storage`` (work that uses the database), the work gets :data:`STORAGE_WAIT_S`: past
+    With ``storage`` (work that uses the database), the work gets ``storage_wait_s`` seconds
+    (default :data:`STORAGE_WAIT_S`; longer for work that reads many rows): past
     that it is cancelled, and a storage failure (locked, full, broken, or that timeout) is
     answered with :func:`unavailable_message`, saying that ``request`` (e.g. "your request to
     forget you"; None for a read) was not carried out, and logged as one WARNING line.
     """
     if storage is not None:
-        work = asyncio.wait_for(work, STORAGE_WAIT_S)
+        work = asyncio.wait_for(work, storage_wait_s)
     task = asyncio.ensure_future(work)
     age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
     budget = min(DEFER_AFTER_S, max(0.0, DEFER_AFTER_S - age))  # clocks may disagree: clamp

@@ -275,3 +275,33 @@ def summary_embed(counts: Mapping[str, int], *, title: str) -> discord.Embed:
         embed.add_field(name=f"{MOOD_EMOJI[mood]} {mood}", value=f"{n} ({n / total:.0%})")
     embed.set_footer(text=" · ".join(filter(None, [plural(total, "prediction"), not_read])))
     return embed
+
+
+# What each list of a member's data export is called in the summary line (one, several); a
+# list not named here is called by its name in the file.
+_EXPORT_WORDS: Mapping[str, tuple[str, str]] = {
+    "predictions": ("prediction you made", "predictions you made"),
+    "predictions_by_others": (
+        "prediction by others on your messages",
+        "predictions by others on your messages",
+    ),
+}
+
+
+def member_data_line(
+    counts: Mapping[str, int], *, opted_out: bool, where: str, attached: str | None
+) -> str:
+    """The one line that comes with ``/my-data``: rows per list, the opt-out, the file."""
+    parts = []
+    for name, n in counts.items():
+        if name == "opt_out":
+            continue
+        words = name.replace("_", " ")
+        one, many = _EXPORT_WORDS.get(name, (words.removesuffix("s"), words))
+        parts.append(f"{n} {one if n == 1 else many}")
+    state = "opted out" if opted_out else "not opted out"
+    what = f"attached: `{attached}`" if attached else "nothing attached"
+    return (
+        f"Everything the bot holds about you in {where}: {', '.join(parts)}; {state}; {what}. "
+        "`/forget-me` erases it."
+    )

@@ -363,6 +363,26 @@ class FakeDiscord:
         """
         await self.gateway.drop(code, end_session=end_session)
 
+    async def remove_bot_from_guild(self, guild_id: int) -> None:
+        """The bot is removed from a guild (kicked, banned, or the guild deleted): GUILD_DELETE
+        without ``unavailable`` (with it, it would be an outage), so discord.py dispatches
+        ``on_guild_remove``. The guild is then out of the bot's world (not in READY, its
+        channels and members unreachable) until :meth:`add_bot_to_guild`."""
+        self.world.remove_bot(guild_id)
+        await self.gateway.dispatch_if_connected("GUILD_DELETE", {"id": str(guild_id)})
+        self.activity.emit("gateway", f"the bot was removed from guild {guild_id}")
+
+    async def add_bot_to_guild(self, guild_id: int) -> None:
+        """The bot is added back to a guild it was removed from: GUILD_CREATE without
+        ``unavailable`` (a join, not a guild coming back from an outage), so discord.py
+        dispatches ``on_guild_join``."""
+        guild = self.world.add_bot(guild_id)
+        bot_member = guild.members.get(self.bot_user_id)
+        payload = guild.to_payload([bot_member] if bot_member else [])
+        payload.pop("unavailable", None)
+        await self.gateway.dispatch_if_connected("GUILD_CREATE", payload)
+        self.activity.emit("gateway", f"the bot was added to guild {guild_id}")
+
     async def request_reconnect(self) -> None:
         """Send op 7 RECONNECT: the client closes and RESUMEs."""
         await self.gateway.request_reconnect()

@@ -29,7 +29,7 @@ class UserMessages:
         world = self._world
         channel = world.channel(channel_id)
         if channel.guild_id is not None:
-            if author_id not in world.guilds[channel.guild_id].members:
+            if author_id not in world.guild(channel.guild_id).members:
                 raise ValueError(
                     f"user {author_id} is not a member of guild {channel.guild_id}; "
                     "guild.add_member first"

@@ -48,6 +48,8 @@ class World:
         self.bot_user = FakeUser(bot_user_id, bot_name, bot=True)
         self.users: dict[int, FakeUser] = {bot_user_id: self.bot_user}
         self.guilds: dict[int, FakeGuild] = {}
+        #: Guilds the bot was removed from (:meth:`remove_bot`), kept for :meth:`add_bot`.
+        self.departed_guilds: dict[int, FakeGuild] = {}
         self.channels: dict[int, FakeChannel] = {}
         self.messages: dict[int, FakeMessage] = {}
         self.interactions: dict[int, FakeInteraction] = {}
@@ -77,6 +79,27 @@ class World:
         )
         self.guilds[guild_id] = guild
         guild.add_member(self.bot_user_id, self.bot_user.name, roles=bot_roles, bot=True)
+        return guild
+
+    def remove_bot(self, guild_id: int) -> FakeGuild:
+        """The bot leaves ``guild_id``: the guild is out of the bot's world until
+        :meth:`add_bot`."""
+        guild = self.guild(guild_id)
+        del self.guilds[guild_id]
+        self.departed_guilds[guild_id] = guild
+        return guild
+
+    def add_bot(self, guild_id: int) -> FakeGuild:
+        """The bot is added back to a guild it was removed from."""
+        guild = self.departed_guilds.pop(guild_id, None)
+        if guild is None:
+            state = "is in it" if guild_id in self.guilds else "never was in it"
+            raise ValueError(
+                f"cannot add the bot back to guild {guild_id}: it {state}; "
+                "remove_bot_from_guild first"
+            )
+        guild.joined_at = now_iso()
+        self.guilds[guild_id] = guild
         return guild
 
     def add_user(self, user_id: int, name: str, *, bot: bool = False) -> FakeUser:
@@ -196,6 +219,11 @@ class World:
 
     def guild(self, guild_id: int) -> FakeGuild:
         guild = self.guilds.get(guild_id)
+        if guild is None and guild_id in self.departed_guilds:
+            raise ValueError(
+                f"the bot is not in guild {guild_id} (removed with remove_bot_from_guild); "
+                "add_bot_to_guild puts it back"
+            )
         if guild is None:
             raise ValueError(f"unknown guild {guild_id}: add it with fake.add_guild first")
         return guild

@@ -34,6 +34,10 @@ Lines:
   :analyze N                the message menu "Analyze sentiment" on message #N (or an id)
   :delete N                 delete message #N (the bot must forget its prediction)
   :click LABEL              click a button of the last answer (e.g. :click older)
+  :leave                    the owner removes the bot from the server (what it keeps, how long)
+  :rejoin                   the owner adds the bot back (nothing is deleted)
+  :later DAYS               the bot's purge runs as if DAYS days had passed (retention, and
+                            the data of a server it left past SENTIMENT_LEAVE_GRACE_DAYS)
   :as NAME                  speak as another member: {users}
   :in NAME                  switch channel: {channels}
   :help  :quit              this help; exit (also Ctrl-D, Ctrl-C)
@@ -45,6 +49,9 @@ META_COMMANDS = {
     "analyze": "a message number, e.g. :analyze 1",
     "delete": "a message number, e.g. :delete 1",
     "click": "a button label, e.g. :click older",
+    "leave": None,
+    "rejoin": None,
+    "later": "a number of days, e.g. :later 31",
     "as": "a member name, e.g. :as alice",
     "in": "a channel name, e.g. :in random",
     "help": None,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ import discord
 
 from bot.client import SentimentBot, _permission_name
 from bot.decisions import guild_band, reacts_in
-from bot.render import mood_probability, why_silent
+from bot.render import mood_probability, plural, why_silent
 from bot.sandbox.display import buttons, echo, print_reply
 from bot.sandbox.parsing import (
     HELP,
@@ -32,7 +33,7 @@ from bot.sandbox.parsing import (
     parse_line,
 )
 from bot.sandbox.world import GENERAL_ID, GUILD_ID, YOU_ID, UsageError, World
-from bot.storage import HistoryFilter, StoredPrediction
+from bot.storage import Departure, HistoryFilter, StoredPrediction
 from fakediscord import (
     ErrorLogCollector,
     FakeDiscord,
@@ -152,6 +153,17 @@ class Sandbox:
             await self.delete(self.message(command.arg))
         elif command.name == "click":
             await self.click(command.arg)
+        elif command.name == "leave":
+            await self.leave()
+        elif command.name == "rejoin":
+            await self.rejoin()
+        elif command.name == "later":
+            await self.later(command.arg)
+
+    def bot_here(self) -> None:
+        """UsageError while the bot is not in the sandbox server (after :leave)."""
+        if self.world.guild_id in self.fake.world.departed_guilds:
+            raise UsageError("the bot is not in this server (:leave); :rejoin adds it back")
 
     def report_errors(self) -> None:
         for record in self.errors.records[self.errors_seen :]:
@@ -162,6 +174,7 @@ class Sandbox:
     # -- messages ----------------------------------------------------------------------------
 
     async def say(self, text: str) -> None:
+        self.bot_here()
         with user_mistake():
             message_id = await self.fake.send_message(self.channel_id, self.user_id, text)
         self.sent.append(message_id)
@@ -235,6 +248,7 @@ class Sandbox:
         return message
 
     async def delete(self, message: FakeMessage) -> None:
+        self.bot_here()
         storage = self.bot.storage
         had_row = await storage.has_auto_prediction(message.id)
         with user_mistake():
@@ -261,6 +275,7 @@ class Sandbox:
     # -- interactions ------------------------------------------------------------------------
 
     async def slash(self, slash: Slash) -> None:
+        self.bot_here()
         command = next(
             (c for c in self.commands() if c["name"] == slash.name and command_type(c) is SLASH),
             None,
@@ -289,6 +304,7 @@ class Sandbox:
         await self.show_answer(interaction)
 
     async def analyze(self, message: FakeMessage) -> None:
+        self.bot_here()
         menus = [c for c in self.commands() if command_type(c) is MENU]
         if not menus:
             raise UsageError("the bot has no message menu command")
@@ -303,6 +319,7 @@ class Sandbox:
         await self.show_answer(interaction)
 
     async def click(self, label: str) -> None:
+        self.bot_here()
         if self.last_buttons is None:
             raise UsageError("no answer with buttons yet")
         message = self.fake.messages[self.last_buttons]
@@ -345,6 +362,78 @@ class Sandbox:
             return
         if print_reply(reply, self.world, self.out_dir):
             self.last_buttons = reply.message_id
+
+    # -- the bot leaving the server -----------------------------------------------------------
+
+    async def _departure(self, *, expect: bool) -> Departure | None:
+        storage = self.bot.storage
+
+        async def settled() -> Departure | bool | None:
+            found = await storage.guild_departure(self.world.guild_id)
+            return found if expect else found is None
+
+        found = await poll(settled, STORED_TIMEOUT_S)
+        return found if isinstance(found, Departure) else None
+
+    @property
+    def guild_name(self) -> str:
+        world, guild_id = self.fake.world, self.world.guild_id
+        guild = world.guilds.get(guild_id) or world.departed_guilds.get(guild_id)
+        return guild.name if guild else "the server"
+
+    async def leave(self) -> None:
+        if self.world.guild_id in self.fake.world.departed_guilds:
+            raise UsageError("the bot already left this server; :rejoin adds it back")
+        await self.fake.remove_bot_from_guild(self.world.guild_id)
+        departure = await self._departure(expect=True)
+        if departure is None:
+            echo(f"  the bot left, but recorded no departure; see {self.log_hint}")
+            return
+        rows = await self.bot.storage.count(HistoryFilter(guild_id=self.world.guild_id))
+        days = self.bot.settings.leave_grace_days
+        deleted_on = departure.left_at + timedelta(days=days)
+        kept = plural(rows, "prediction")
+        echo(
+            f"  the bot was removed from {self.guild_name}. It keeps the server's settings "
+            f"and {kept} for {days} days (SENTIMENT_LEAVE_GRACE_DAYS), in case it "
+            f"is added back, then deletes them all (from {deleted_on:%Y-%m-%d}).",
+            "  :rejoin adds it back; :later DAYS runs its purge as if DAYS days had passed",
+        )
+
+    async def rejoin(self) -> None:
+        if self.world.guild_id not in self.fake.world.departed_guilds:
+            raise UsageError("the bot is in this server; :leave removes it first")
+        pending = await self.bot.storage.guild_departure(self.world.guild_id)
+        await self.fake.add_bot_to_guild(self.world.guild_id)
+        await self._departure(expect=False)
+        if await self.bot.storage.guild_departure(self.world.guild_id) is not None:
+            echo(f"  the bot is back, but its departure is still recorded; see {self.log_hint}")
+            return
+        rows = await self.bot.storage.count(HistoryFilter(guild_id=self.world.guild_id))
+        if pending is None:  # the purge already ran
+            echo(f"  the bot is back in {self.guild_name}, starting afresh: its data was deleted")
+        else:
+            kept = plural(rows, "prediction")
+            echo(f"  the bot is back in {self.guild_name}: nothing was deleted ({kept})")
+
+    async def later(self, arg: str) -> None:
+        if not arg.isdigit() or not 0 <= int(arg) <= 36500:
+            raise UsageError(f"{arg!r} is not a number of days; e.g. :later 31")
+        days = int(arg)
+        storage, guild_id = self.bot.storage, self.world.guild_id
+        flt = HistoryFilter(guild_id=guild_id)
+        before = await storage.count(flt)
+        await self.bot.purge(now=datetime.now(UTC) + timedelta(days=days))
+        after = await storage.count(flt)
+        gone = guild_id in self.fake.world.departed_guilds and (
+            await storage.guild_departure(guild_id) is None
+        )
+        what = (
+            "the server's settings and all its predictions are deleted"
+            if gone
+            else f"{before - after} predictions past retention deleted, {after} kept"
+        )
+        echo(f"  {days} days later, the bot's purge ran: {what}")
 
 
 def permission_names(value: int) -> str:

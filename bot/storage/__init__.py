@@ -14,6 +14,10 @@ Where each job lives:
 * ``writer.py``: the batched writer: queue, group commit, waiters, backoff, its counters.
 * ``settings.py``: per-guild settings, cached in memory.
 * ``privacy.py``: opt-outs, deleted messages, /forget-me, retention.
+* ``export.py``: a member's data as one JSON document (/my-data): the list of the per-user
+  sections, streamed page by page.
+* ``departures.py``: guilds the bot was removed from; their deletion after a grace period
+  (the list of per-guild tables).
 * ``backend.py``: the interface a database engine implements (connections, transactions,
   SQL placeholders, what its errors mean), so that a second engine is a second
   implementation rather than a fork.
@@ -25,10 +29,13 @@ Where each job lives:
 Everything a caller needs is imported from ``bot.storage`` itself.
 """
 
+from bot.storage.departures import GUILD_DATA, Departure
 from bot.storage.errors import StorageError, StorageUnavailableError
+from bot.storage.export import SECTIONS, ExportSummary, Section
 from bot.storage.facade import Storage
 from bot.storage.readonly import (
     read_count,
+    read_export,
     read_history,
     read_mood_counts,
     read_mood_over_time,
@@ -64,19 +71,24 @@ __all__ = [
     "COUNT_KEYS",
     "DEFAULT_NEGATIVE_EMOJI",
     "DEFAULT_POSITIVE_EMOJI",
+    "GUILD_DATA",
     "MAX_PENDING",
     "MIGRATIONS",
     "MOODS",
     "SCHEMA_VERSION",
+    "SECTIONS",
     "SOURCES",
     "AnyGuild",
     "Audience",
     "Bucket",
     "DatabaseStats",
+    "Departure",
+    "ExportSummary",
     "GuildSettings",
     "HistoryFilter",
     "Mood",
     "PredictionRecord",
+    "Section",
     "Source",
     "Storage",
     "StorageError",
@@ -84,6 +96,7 @@ __all__ = [
     "StoredPrediction",
     "WriterStats",
     "read_count",
+    "read_export",
     "read_history",
     "read_mood_counts",
     "read_mood_over_time",

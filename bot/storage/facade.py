@@ -5,12 +5,21 @@ Discord object; each method says what it does, the modules beside it say how.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from bot.storage.backend import Backend
+from bot.storage.departures import (
+    Departure,
+    cancel_departure,
+    departure,
+    purge_departed,
+    reconcile,
+    record_departure,
+)
+from bot.storage.export import ExportSummary, export_steps
 from bot.storage.privacy import Privacy, load_opt_outs
 from bot.storage.queries import (
     STATS_QUERIES,
@@ -250,6 +259,70 @@ class Storage:
         Returns the rows deleted.
         """
         return await self._privacy.purge(default_days=default_days, now=now)
+
+    async def export_member(
+        self,
+        guild_id: int | None,
+        user_id: int,
+        write: Callable[[str], object],
+        *,
+        now: datetime | None = None,
+    ) -> ExportSummary:
+        """Every row held about ``user_id`` in ``guild_id`` (None: direct messages), as JSON
+        text handed to ``write`` piece by piece (:mod:`bot.storage.export`); its counts.
+
+        Reads one page at a time; rows committed while it runs may or may not be included.
+        """
+        steps = export_steps(guild_id, user_id, now=datetime.now(UTC) if now is None else now)
+        item = next(steps)
+        try:
+            while True:
+                if isinstance(item, str):
+                    write(item)
+                    item = steps.send(None)
+                else:
+                    item = steps.send(await self._fetchall(item))
+        except StopIteration as stop:
+            summary: ExportSummary = stop.value
+            return summary
+
+    # -- leaving guilds ----------------------------------------------------------------------
+
+    async def record_guild_departure(self, guild_id: int, *, at: datetime | None = None) -> None:
+        """The bot was removed from the guild (at ``at``, default now): its rows and settings
+        are deleted by :meth:`purge_departed_guilds` once the grace period has passed, unless
+        :meth:`cancel_guild_departure` comes first. A second call keeps the first time."""
+        await record_departure(self._backend, guild_id, at=at)
+
+    async def cancel_guild_departure(self, guild_id: int) -> bool:
+        """The bot is in the guild (again): nothing of it will be deleted. Whether a departure
+        was pending."""
+        return await cancel_departure(self._backend, guild_id)
+
+    async def reconcile_guilds(
+        self, present: Collection[int], *, at: datetime | None = None
+    ) -> tuple[list[int], list[int]]:
+        """On connecting, ``present`` being every guild the bot is in: cancel their departures
+        (the bot was added back while offline) and record one for each other guild with rows
+        (removed while offline); ``(cancelled, recorded)``."""
+        return await reconcile(self._backend, present, at=at)
+
+    async def guild_departure(self, guild_id: int) -> Departure | None:
+        """The guild's pending departure, or None."""
+        return await departure(self._backend, guild_id)
+
+    async def purge_departed_guilds(
+        self, *, grace_days: int, now: datetime | None = None, keep: Collection[int] = ()
+    ) -> dict[int, int]:
+        """Delete every row and the settings of each guild the bot left more than
+        ``grace_days`` ago, except those in ``keep`` (the guilds it is in now); ``{guild_id:
+        rows deleted}``."""
+        deleted = await purge_departed(
+            self._backend, grace_days=grace_days, now=now, keep=frozenset(keep)
+        )
+        for guild_id in deleted:
+            self._settings.forget(guild_id)
+        return deleted
 
     # -- settings ----------------------------------------------------------------------------
 

@@ -13,11 +13,12 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from bot.storage.errors import StorageError
+from bot.storage.export import ExportSummary, export_steps
 from bot.storage.queries import (
     STATS_QUERIES,
     Query,
@@ -36,6 +37,7 @@ from bot.storage.sqlite import FIX, check_existing_file, file_size
 
 __all__ = [
     "read_count",
+    "read_export",
     "read_history",
     "read_mood_counts",
     "read_mood_over_time",
@@ -116,6 +118,35 @@ def read_stats(path: str | Path) -> DatabaseStats:
         by_source = conn.execute(STATS_QUERIES[0]).fetchall()
         span = conn.execute(STATS_QUERIES[1]).fetchone()
         return stats_result(resolved, version, by_source, span, file_size(resolved))
+
+
+def read_export(
+    path: str | Path,
+    guild_id: int | None,
+    user_id: int,
+    write: Callable[[str], object],
+    *,
+    now: datetime | None = None,
+) -> ExportSummary:
+    """Like :meth:`Storage.export_member`, from a read-only connection, in one read
+    transaction (a consistent snapshot, however long it takes)."""
+    steps = export_steps(guild_id, user_id, now=datetime.now(UTC) if now is None else now)
+    with _open_readonly(path) as (conn, _, _):
+        conn.execute("BEGIN")
+        try:
+            item = next(steps)
+            while True:
+                if isinstance(item, str):
+                    write(item)
+                    item = steps.send(None)
+                else:
+                    sql, params = item
+                    item = steps.send(conn.execute(sql, params).fetchall())
+        except StopIteration as stop:
+            summary: ExportSummary = stop.value
+            return summary
+        finally:
+            conn.rollback()
 
 
 # --------------------------------------------------------------------------------------------

@@ -122,6 +122,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             WHERE source = 'context_menu' AND message_id IS NOT NULL""",
         "CREATE INDEX predictions_author ON predictions (author_id) WHERE author_id IS NOT NULL",
     ),
+    # 5: guilds the bot was removed from, and when. Their rows are deleted once the grace
+    # period has passed (bot/storage/departures.py); the bot being re-added deletes the row.
+    (
+        """CREATE TABLE guild_departures (
+            guild_id INTEGER PRIMARY KEY,
+            left_at  REAL NOT NULL                 -- UTC unix seconds
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

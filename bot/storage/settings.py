@@ -69,6 +69,10 @@ class GuildSettingsCache:
         """Forget what is cached: the next read of each guild goes to the database."""
         self._cache.clear()
 
+    def forget(self, guild_id: int) -> None:
+        """Forget one guild's cached settings (they were deleted)."""
+        self._cache.pop(guild_id, None)
+
     async def get(self, guild_id: int) -> GuildSettings:
         """The guild's settings (defaults if none stored); served from memory after first use."""
         cached = self._cache.get(guild_id)
