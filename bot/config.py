@@ -61,6 +61,10 @@ class Settings(ClassifierSettings):
     retention_days: Annotated[int | None, AfterValidator(_zero_is_forever)] = variable(
         90, "SENTIMENT_RETENTION_DAYS", "a whole number >= 1 or 0", ge=0
     )
+    # How often mood alerts check the watched channels (bot/alert_service.py).
+    alert_check_s: float = variable(
+        30.0, "SENTIMENT_ALERT_CHECK_S", "seconds from 0.1 to 3600", ge=0.1, le=3600.0
+    )
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = variable(
         "INFO", "SENTIMENT_LOG_LEVEL", f"one of {', '.join(LOG_LEVELS)}"
     )
