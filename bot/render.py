@@ -293,10 +293,10 @@ def alert_embed(notice: AlertNotice) -> discord.Embed:
     embed = discord.Embed(
         title="⚠️ Mood alert",
         description=(
-            f"<#{notice.channel_id}> is turning sour: **{_share(now.negative, now.read)}** of "
-            f"the last {plural(now.read, 'message')} read in "
-            f"{plural(rule.window_minutes, 'minute')} were negative ({now.negative}); the "
-            f"alert threshold is {rule.threshold:.0%}."
+            f"<#{notice.channel_id}> is turning sour: **{_share(now.negative, now.read)}** "
+            f"negative ({now.negative} of {plural(now.read, 'message')} read in the last "
+            f"{plural(rule.window_minutes, 'minute')}); the alert threshold is "
+            f"{rule.threshold:.0%}."
         ),
         colour=discord.Colour.orange(),
         timestamp=notice.at,

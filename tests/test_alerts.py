@@ -140,7 +140,11 @@ def notice(text: str | None) -> AlertNotice:
 
 def test_the_alert_shows_figures_usual_level_and_jump_links() -> None:
     embed = alert_embed(notice("I **hate** this @everyone"))
-    assert "<#2>" in (embed.description or "") and "**80%**" in (embed.description or "")
+    assert "<#2>" in (
+        embed.description or ""
+    ) and "**80%** negative (8 of 10 messages read in the last 10 minutes)" in (
+        embed.description or ""
+    )
     fields = {f.name: f.value or "" for f in embed.fields}
     assert fields["Usual level"] == "12% negative over the previous 7 days (100 messages)"
     worst = fields["Most negative"]

@@ -100,7 +100,10 @@ async def test_a_burst_alerts_once_a_second_burst_is_capped_and_calm_resolves(
     rows = await world.rows(channel_id=GENERAL)
     assert [r.mood for r in rows] == ["negative"] * 4, "the test's texts must read as negative"
     [alert] = alerts_in(world, RANDOM)
-    assert "**100%** of the last 4 messages read in 10 minutes" in alert.embeds[0]["description"]
+    assert (
+        "**100%** negative (4 of 4 messages read in the last 10 minutes)"
+        in alert.embeds[0]["description"]
+    )
     assert field(alert, "Usual level") == "no messages read in the previous 7 days"
     worst = field(alert, "Most negative")
     linked = [int(m) for m in re.findall(rf"/channels/{GUILD}/{GENERAL}/(\d+)\)", worst)]
