@@ -132,12 +132,16 @@ class AlertService:
                 continue
             used = await self.storage.alerts_since(config.guild_id, now - HOUR)
             for watch in list(config.watches.values()):
-                if await self._check_channel(config, watch, now, used) == "alert":
+                outcome = await self._check_channel(config, watch, now, used)
+                if outcome == "failed":
+                    break  # the alert channel refuses: the guild's other channels wait too
+                if outcome == "alert":
                     used += 1
 
     async def _check_channel(
         self, config: AlertConfig, watch: Watch, now: datetime, used: int
     ) -> str:
+        """Check one channel; the outcome carried out ("failed": it could not be posted)."""
         guild_id, channel_id, rule = config.guild_id, watch.channel_id, watch.rule
         assert config.alert_channel_id is not None
         since = now - timedelta(minutes=rule.window_minutes)
@@ -173,7 +177,7 @@ class AlertService:
             self._warn(
                 "post", guild_id, "mood alert for channel %s not posted: %s", channel_id, exc
             )
-            return "nothing"
+            return "failed"
         state = next_state(watch.state, decision, now=now, message_id=message_id)
         posted_at = now if decision.outcome == "alert" else None
         await self.storage.record_alert_state(guild_id, channel_id, state, posted_at=posted_at)

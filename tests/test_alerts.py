@@ -3,17 +3,20 @@ and the settings and state as storage keeps them."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.alert_service import figures_of
+from bot.alert_service import AlertPostError, AlertService, figures_of
 from bot.alerts import (
     AlertNotice,
     Decision,
     Figures,
     NegativeMessage,
+    Notice,
     ResolvedNotice,
     WatchRule,
     WatchState,
@@ -23,8 +26,12 @@ from bot.alerts import (
     next_state,
     rule_problem,
 )
+from bot.decisions import ChatMessage, skip_in_channel
+from bot.inference import InferenceService
+from bot.mood import MoodService
 from bot.render import alert_embed, alert_settings_embed, resolved_line
-from bot.storage import PredictionRecord, Storage
+from bot.storage import DEFAULT_NEGATIVE_EMOJI, PredictionRecord, Storage
+from model import Prediction
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 RULE = WatchRule(
@@ -246,5 +253,89 @@ async def test_the_window_query_counts_the_channels_own_messages(tmp_path: Path)
         assert figures_of(await storage.channel_moods(1, 2, NOW - timedelta(days=7), since)) == (
             Figures(negative=1, read=1)
         )
+    finally:
+        await storage.close()
+
+
+# -- the service, without Discord ---------------------------------------------------------------
+
+
+async def test_the_service_caps_a_guild_and_retries_a_post_that_failed(tmp_path: Path) -> None:
+    """Three channels turn sour at once under an hourly cap of 2: two alerts, the second
+    saying it is the last; a post Discord refused is stored as nothing and tried again."""
+    storage = await Storage.open(tmp_path / "bot.db")
+    posted: list[Notice] = []
+    refuse = [True]
+
+    async def post(notice: Notice) -> int:
+        if refuse[0]:
+            refuse[0] = False
+            raise AlertPostError("the bot may not post there")
+        posted.append(notice)
+        return 1000 + len(posted)
+
+    clock = [NOW]
+    service = AlertService(storage, post, interval=60, clock=lambda: clock[0])
+    try:
+        await service.start()
+        await storage.set_alert_channel(1, 50, hourly_cap=2)
+        for channel in (2, 3, 4):
+            await storage.watch_channel(1, channel, RULE)
+            for n in range(5):
+                at = NOW - timedelta(minutes=1)
+                record = row(channel * 10 + n, "negative", 0.9, at=at, channel_id=channel)
+                await storage.add(record)
+        assert storage.watched(1, 3)
+        await service.check()  # the first post fails: nothing stored
+        assert posted == [] and not (await storage.alert_config(1)).watches[2].state.alerting
+        await service.check()
+        alerts = [n for n in posted if isinstance(n, AlertNotice)]
+        assert [(n.channel_id, n.last_before_cap) for n in alerts] == [(2, False), (3, True)]
+        states = {c: w.state for c, w in (await storage.alert_config(1)).watches.items()}
+        assert states[2].alert_message_id == 1001 and states[3].alerting and not states[4].alerting
+        await service.check()
+        assert len(posted) == 2  # the cap holds channel 4; 2 and 3 are still alerting
+        clock[0] = NOW + timedelta(minutes=61)  # the window has emptied: quiet
+        await service.check()
+        resolved = [n for n in posted if isinstance(n, ResolvedNotice)]
+        assert [(n.channel_id, n.quiet, n.alert_message_id) for n in resolved] == [
+            (2, True, 1001),
+            (3, True, 1002),
+        ]
+    finally:
+        await service.stop()
+        await storage.close()
+
+
+async def test_a_watched_channel_is_read_without_reacting_where_reactions_are_off(
+    tmp_path: Path,
+) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+
+        class Negative:
+            def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
+                return [Prediction("negative", 0.05, False) for _ in texts]
+
+        async with InferenceService(Negative()) as inference:
+            mood = MoodService(inference, storage, "v1", (0.4, 0.6))
+            message = ChatMessage(
+                id=77,
+                guild_id=1,
+                channel_id=2,
+                parent_id=None,
+                author_id=5,
+                author_is_bot=False,
+                webhook=False,
+                content="awful",
+            )
+            assert skip_in_channel(message, await storage.guild_settings(1), opted_out=False)
+            assert await mood.auto_reaction(message) is None
+            assert not await storage.has_auto_prediction(77)  # unwatched, reactions off: unread
+            assert await mood.auto_reaction(message, watched=True) is None  # read, no reaction
+            assert await storage.has_auto_prediction(77)
+            await storage.set_auto_channel(1, 2, True)
+            message = dataclasses.replace(message, id=78)
+            assert await mood.auto_reaction(message, watched=True) == DEFAULT_NEGATIVE_EMOJI
     finally:
         await storage.close()
