@@ -152,6 +152,16 @@ async def test_a_watched_channel_without_reactions_alerts_with_the_text_the_guil
     worst = field(alert, "Most negative")
     assert worst.count(f"https://discord.com/channels/{GUILD}/{RANDOM}/") == 3
     assert "> " in worst and "hate" in worst.lower()  # the guild keeps text: shown
+    # Opened to everyone in the server's settings, the commands still need Manage Server.
+    command = next(c for c in world.fake.synced_commands[GUILD] if c["name"] == "sentiment-admin")
+    command["default_member_permissions"] = None
+    for subcommand, options in (("unwatch", {"channel": RANDOM}), ("channel", {})):
+        reply = await world.slash(
+            "sentiment-admin", options, user=ALICE, subcommand=f"alerts {subcommand}"
+        )
+        assert reply.text == "You need the Manage Server permission to use this command."
+    config = await world.bot.storage.alert_config(GUILD)
+    assert config.alert_channel_id == GENERAL and RANDOM in config.watches
     shown = await admin(world, "unwatch", channel=RANDOM)
     assert f"No longer watching <#{RANDOM}>" in shown
     # Unwatched and reactions off: its messages are no longer read at all.

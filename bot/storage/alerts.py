@@ -79,14 +79,17 @@ class AlertStore:
         return configs.get(guild_id) or AlertConfig(guild_id)
 
     async def _read_all(self, guild_id: int | None = None) -> dict[int, AlertConfig]:
-        where, params = ("WHERE guild_id = ?", [guild_id]) if guild_id is not None else ("", [])
+        # guild_id None: every guild.
+        params = [guild_id, guild_id]
         settings = await self._backend.execute_fetchall(
-            f"SELECT guild_id, alert_channel_id, hourly_cap FROM alert_settings {where}", params
+            "SELECT guild_id, alert_channel_id, hourly_cap FROM alert_settings"
+            " WHERE ? IS NULL OR guild_id = ?",
+            params,
         )
         watches = await self._backend.execute_fetchall(
             "SELECT guild_id, channel_id, threshold, resolve_below, window_minutes, min_messages,"
-            " cooldown_minutes, alerting, last_alert_at, alert_message_id"
-            f" FROM alert_watches {where}",
+            " cooldown_minutes, alerting, last_alert_at, alert_message_id FROM alert_watches"
+            " WHERE ? IS NULL OR guild_id = ?",
             params,
         )
         found: dict[int, tuple[int | None, int, dict[int, Watch]]] = {

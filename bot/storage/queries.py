@@ -133,20 +133,21 @@ def mood_over_time_query(flt: HistoryFilter, bucket: Bucket) -> Query:
     return sql, [shift, width, *params]
 
 
-# A channel's own messages over a time span, as a mood alert reads them: the automatic
-# predictions (one per message; /sentiment and the menu are no chat), never the words of an
-# author who opted out. Served by the (guild_id, channel_id, created_at) index.
-_CHANNEL_SPAN: Final = (
-    "guild_id = ? AND channel_id = ? AND created_at >= ? AND created_at < ? AND source = 'auto'"
-    " AND (author_id IS NULL OR author_id NOT IN (SELECT user_id FROM opt_outs))"
-)
+# channel_moods_query and most_negative_query read a channel's own messages over a time span,
+# as a mood alert reads them: the automatic predictions (one per message; /sentiment and the
+# menu are no chat), never the words of an author who opted out. The same WHERE clause, written
+# out in each; served by the (guild_id, channel_id, created_at) index.
 
 
 def channel_moods_query(guild_id: int, channel_id: int, since: datetime, until: datetime) -> Query:
     """Mood counts of a channel's messages in ``[since, until)`` (rows as
     :func:`mood_counts_result` takes them)."""
     sql = (
-        f"SELECT {_MOOD_SQL} AS mood, COUNT(*) FROM predictions WHERE {_CHANNEL_SPAN} GROUP BY mood"
+        f"SELECT {_MOOD_SQL} AS mood, COUNT(*) FROM predictions"
+        " WHERE guild_id = ? AND channel_id = ? AND created_at >= ? AND created_at < ?"
+        " AND source = 'auto'"
+        " AND (author_id IS NULL OR author_id NOT IN (SELECT user_id FROM opt_outs))"
+        " GROUP BY mood"
     )
     return sql, [guild_id, channel_id, to_ts(since), to_ts(until)]
 
@@ -157,7 +158,10 @@ def most_negative_query(
     """A channel's negative messages in ``[since, until)``, the most negative first (a
     three-way model's P(negative), else 1 - P(positive))."""
     sql = (
-        f"SELECT {_COLUMNS} FROM predictions WHERE {_CHANNEL_SPAN}"
+        f"SELECT {_COLUMNS} FROM predictions"
+        " WHERE guild_id = ? AND channel_id = ? AND created_at >= ? AND created_at < ?"
+        " AND source = 'auto'"
+        " AND (author_id IS NULL OR author_id NOT IN (SELECT user_id FROM opt_outs))"
         " AND message_id IS NOT NULL AND unread IS NULL AND in_band = 0 AND label = 'negative'"
         " ORDER BY COALESCE(p_negative, 1.0 - p_positive) DESC, id LIMIT ?"
     )
