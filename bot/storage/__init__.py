@@ -13,6 +13,8 @@ Where each job lives:
   which program created a database.
 * ``writer.py``: the batched writer: queue, group commit, waiters, backoff, its counters.
 * ``settings.py``: per-guild settings, cached in memory.
+* ``alerts.py``: mood-alert settings (alert channel, hourly cap, watched channels) and each
+  watched channel's state, cached in memory; the log of alerts posted.
 * ``privacy.py``: opt-outs, deleted messages, /forget-me, retention.
 * ``backend.py``: the interface a database engine implements (connections, transactions,
   SQL placeholders, what its errors mean), so that a second engine is a second
