@@ -14,6 +14,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from bot.alert_service import AlertService
+from bot.alerts import Notice
+from bot.cogs.alerts import post_notice
 from bot.config import Settings
 from bot.inference import InferenceService
 from bot.interactions import command_name, friendly_error, send, undeliverable
@@ -72,6 +75,7 @@ class SentimentBot(commands.Bot):
         self.storage = storage
         self.inference = inference
         self.mood = MoodService(inference, storage, classifier.version, classifier.band)
+        self.alerts = AlertService(storage, self._post_notice, interval=settings.alert_check_s)
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False  # close() was called: handlers take no new work
         # Event-loop lag (started in setup_hook); logged with the inference counters.
@@ -82,6 +86,7 @@ class SentimentBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
+        await self.alerts.start()
         self.purge_old_rows.start()
         self.loop_lag.start()
 
@@ -132,6 +137,10 @@ class SentimentBot(commands.Bot):
                 self.settings.leave_grace_days,
                 rows,
             )
+
+    async def _post_notice(self, notice: Notice) -> int:
+        """Post a mood alert or its "resolved" line (bot/cogs/alerts.py)."""
+        return await post_notice(self, notice)
 
     def _stats_line(self) -> str:
         s = self.inference.stats
@@ -205,6 +214,7 @@ class SentimentBot(commands.Bot):
         self.closing = True
         log.info("shutting down: finishing predictions in flight, flushing the database")
         self.purge_old_rows.cancel()
+        await self.alerts.stop()
         await self.loop_lag.stop()
         try:
             # Handlers already under way (new ones see ``closing`` and stop) classify with the

@@ -66,6 +66,10 @@ class Settings(ClassifierSettings):
     leave_grace_days: int = variable(
         30, "SENTIMENT_LEAVE_GRACE_DAYS", "a whole number of days from 1 to 36500", ge=1, le=36500
     )
+    # How often mood alerts check the watched channels (bot/alert_service.py).
+    alert_check_s: float = variable(
+        30.0, "SENTIMENT_ALERT_CHECK_S", "seconds from 0.1 to 3600", ge=0.1, le=3600.0
+    )
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = variable(
         "INFO", "SENTIMENT_LOG_LEVEL", f"one of {', '.join(LOG_LEVELS)}"
     )

@@ -61,12 +61,14 @@ def skip_message(message: ChatMessage, *, closing: bool) -> Skip | None:
 
 
 def skip_in_channel(
-    message: ChatMessage, settings: GuildSettings, *, opted_out: bool
+    message: ChatMessage, settings: GuildSettings, *, opted_out: bool, watched: bool = False
 ) -> Skip | None:
-    """Why ``message`` gets no automatic reaction under its guild's ``settings``, or None.
+    """Why ``message`` is not read under its guild's ``settings``, or None.
 
-    ``opted_out``: whether its author opted out."""
-    if not reacts_in(settings, message.channel_id, message.parent_id):
+    ``opted_out``: whether its author opted out. ``watched``: mood alerts watch its channel,
+    so it is read (and logged) even where reactions are off; whether it gets a reaction is
+    :func:`reacts_in`'s."""
+    if not watched and not reacts_in(settings, message.channel_id, message.parent_id):
         return "reactions off"
     if opted_out:
         return "opted out"

@@ -15,6 +15,7 @@ from bot.decisions import (
     guild_band,
     keeps_text,
     reaction_emoji,
+    reacts_in,
     skip_in_channel,
     skip_message,
 )
@@ -52,8 +53,13 @@ class MoodService:
         self.model_band = model_band
         self._replays = ReplayGuard()
 
-    async def auto_reaction(self, message: ChatMessage, *, closing: bool = False) -> str | None:
+    async def auto_reaction(
+        self, message: ChatMessage, *, closing: bool = False, watched: bool = False
+    ) -> str | None:
         """The emoji to react to ``message`` with, or None for no reaction.
+
+        ``watched``: mood alerts watch the channel: the message is read and logged even where
+        reactions are off (and then gets none).
 
         The rules (bot/decisions.py) in order, the cheap ones first: the message itself
         (``closing``: the bot is shutting down), the guild's settings and the author's
@@ -70,7 +76,7 @@ class MoodService:
         assert message.guild_id is not None  # skip_message: no reactions in direct messages
         settings = await self.storage.guild_settings(message.guild_id)
         opted_out = self.storage.opted_out(message.author_id)
-        if skip_in_channel(message, settings, opted_out=opted_out) is not None:
+        if skip_in_channel(message, settings, opted_out=opted_out, watched=watched) is not None:
             return None
         if not self._replays.claim(message.id):
             return None
@@ -89,6 +95,8 @@ class MoodService:
             )
         finally:
             self._replays.release(message.id)
+        if not reacts_in(settings, message.channel_id, message.parent_id):
+            return None  # read for a mood alert only
         return reaction_emoji(prediction, settings)
 
     async def classify(

@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import discord
 
+from bot.alerts import BASELINE_DAYS, AlertNotice, ResolvedNotice, WatchRule, jump_link
 from bot.storage import Mood, PredictionRecord, StoredPrediction
+from bot.storage.alerts import AlertConfig
 from model import Prediction, threshold
 
 MOOD_EMOJI = {"positive": "😊", "negative": "😞", "neutral": "😐"}
@@ -305,3 +307,115 @@ def member_data_line(
         f"Everything the bot holds about you in {where}: {', '.join(parts)}; {state}; {what}. "
         "`/forget-me` erases it."
     )
+
+
+# -- mood alerts -------------------------------------------------------------------------------
+
+
+def _share(negative: int, read: int) -> str:
+    return f"{negative / read:.0%}" if read else "-"
+
+
+def alert_embed(notice: AlertNotice) -> discord.Embed:
+    """A mood alert: the channel, its negative share against its usual level, jump links to
+    the most negative messages (with their text only where the guild stores text)."""
+    rule, now, usual = notice.rule, notice.figures, notice.usual
+    embed = discord.Embed(
+        title="⚠️ Mood alert",
+        description=(
+            f"<#{notice.channel_id}> is turning sour: **{_share(now.negative, now.read)}** "
+            f"negative ({now.negative} of {plural(now.read, 'message')} read in the last "
+            f"{plural(rule.window_minutes, 'minute')}); the alert threshold is "
+            f"{rule.threshold:.0%}."
+        ),
+        colour=discord.Colour.orange(),
+        timestamp=notice.at,
+    )
+    embed.add_field(
+        name="Usual level",
+        value=(
+            f"{_share(usual.negative, usual.read)} negative over the previous "
+            f"{plural(BASELINE_DAYS, 'day')} ({plural(usual.read, 'message')})"
+            if usual.read
+            else f"no messages read in the previous {plural(BASELINE_DAYS, 'day')}"
+        ),
+        inline=False,
+    )
+    lines = []
+    for n, message in enumerate(notice.messages, 1):
+        link = jump_link(notice.guild_id, notice.channel_id, message.message_id)
+        line = f"{n}. [message]({link}) · negative {message.negativity:.2f}"
+        if message.text:
+            line += f"\n> {snippet(message.text, 150)}"
+        lines.append(line)
+    embed.add_field(name="Most negative", value="\n".join(lines) or "none to link", inline=False)
+    footer = (
+        f"Resolved when below {rule.resolve_below:.0%}; at most one alert per "
+        f"{plural(rule.cooldown_minutes, 'minute')} for this channel."
+    )
+    if notice.last_before_cap:
+        footer += (
+            f" This server's last alert this hour (cap {notice.hourly_cap}): further ones "
+            "are held back until the hour is over."
+        )
+    embed.set_footer(text=footer)
+    return embed
+
+
+def resolved_line(notice: ResolvedNotice) -> str:
+    """The line posted when an alerting channel calms down (or goes quiet)."""
+    figures, rule = notice.figures, notice.rule
+    minutes = plural(rule.window_minutes, "minute")
+    if notice.quiet:
+        what = f"has gone quiet ({plural(figures.read, 'message')} read in the last {minutes})"
+    else:
+        what = (
+            f"has calmed: {_share(figures.negative, figures.read)} negative over the last "
+            f"{minutes}, below {rule.resolve_below:.0%}"
+        )
+    line = f"✅ Resolved: <#{notice.channel_id}> {what}."
+    if notice.alert_message_id is not None:
+        link = jump_link(notice.guild_id, notice.alert_channel_id, notice.alert_message_id)
+        line += f" ([alert]({link}))"
+    return line
+
+
+def watch_rule_text(rule: WatchRule) -> str:
+    """``alert at 50% negative over 10 minutes (at least 10 messages), resolved below 35%,
+    at most one per 60 minutes``."""
+    return (
+        f"alert at {rule.threshold:.0%} negative over {plural(rule.window_minutes, 'minute')} "
+        f"(at least {plural(rule.min_messages, 'message')}), resolved below "
+        f"{rule.resolve_below:.0%}, at most one per {plural(rule.cooldown_minutes, 'minute')}"
+    )
+
+
+def alert_settings_embed(config: AlertConfig, note: str) -> discord.Embed:
+    """/sentiment-admin alerts: where alerts go, the caps, each watched channel and its state."""
+    embed = discord.Embed(
+        title="Mood alerts", description=note or None, colour=discord.Colour.blurple()
+    )
+    where = (
+        f"<#{config.alert_channel_id}>"
+        if config.alert_channel_id is not None
+        else "none: alerts are not posted (set one with /sentiment-admin alerts channel)"
+    )
+    embed.add_field(name="Alert channel", value=where, inline=False)
+    embed.add_field(
+        name="Hourly cap", value=f"at most {plural(config.hourly_cap, 'alert')} an hour"
+    )
+    lines = []
+    for channel_id, watch in sorted(config.watches.items()):
+        state = watch.state
+        since = (
+            f" · **alerting** since <t:{int(state.last_alert_at.timestamp())}:R>"
+            if state.alerting and state.last_alert_at is not None
+            else ""
+        )
+        lines.append(f"<#{channel_id}>: {watch_rule_text(watch.rule)}{since}")
+    embed.add_field(
+        name="Watched channels",
+        value="\n".join(lines)[:1024] or "none (add one with /sentiment-admin alerts watch)",
+        inline=False,
+    )
+    return embed

@@ -79,12 +79,17 @@ class World:
 
 @contextlib.asynccontextmanager
 async def open_world(
-    tmp_path: Path, classifier: SentimentClassifier, *, token: str | None = None
+    tmp_path: Path,
+    classifier: SentimentClassifier,
+    *,
+    token: str | None = None,
+    **settings_options: Any,
 ) -> AsyncIterator[World]:
     """The test guild, the bot running against the fake, reactions on in #general.
 
     ``token``: the fake accepts only this bot token (and the bot is given it); by default the
-    fake accepts any token.
+    fake accepts any token. ``settings_options``: more of the bot's settings (e.g.
+    ``alert_check_s``).
     """
     from bot.app import create_bot
 
@@ -99,7 +104,10 @@ async def open_world(
         guild.add_member(BOB, "bob")
         guild.add_member(OTHER_BOT, "otherbot", bot=True)
         settings = Settings(
-            token=Secret(fake.token or ""), database=tmp_path / "bot.db", dev_guild_id=GUILD
+            token=Secret(fake.token or ""),
+            database=tmp_path / "bot.db",
+            dev_guild_id=GUILD,
+            **settings_options,
         )
         bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
         async with running_client(bot, fake):

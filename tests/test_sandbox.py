@@ -352,3 +352,50 @@ def test_without_the_fake_discord_the_sandbox_says_how_to_get_it(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "fake-discord" in err and "pip install -e ./fakediscord" in err
+
+
+# ------------------------------------------------------------------------------ mood alerts
+
+ALERT_SCRIPT = """\
+/sentiment-admin alerts channel #random
+/sentiment-admin alerts watch #general 50 minimum=3
+This is terrible, I hate it, worst experience ever.
+I hate this so much, it is awful and disgusting.
+Worst day ever, everything is horrible and I am furious.
+/sentiment-admin alerts show
+:quit
+"""
+
+
+def test_the_sandbox_shows_a_mood_alert_where_the_bot_posts_it(tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("SENTIMENT_ARTIFACT", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.sandbox.cli",
+            "--db",
+            str(tmp_path / "sandbox.db"),
+            "--log",
+            str(tmp_path / "sandbox.log"),
+        ],
+        input=ALERT_SCRIPT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=REPO,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout
+    assert result.returncode == 0, output + result.stderr
+    assert "Watched channels: #general: alert at 50% negative over 10 minutes" in output
+    before, alert = output.split("bot posted in #random:")
+    assert "#3 · bot reacted 👎" in before  # the alert comes after the third message
+    assert "⚠️ Mood alert" in alert
+    assert "#general is turning sour: 100% negative (3 of 3 messages" in alert
+    assert alert.count("(https://discord.com/channels/") == 3  # jump links, no text kept
+    assert "alerting since" in alert  # /sentiment-admin alerts show
+    assert "! the bot logged an error" not in output

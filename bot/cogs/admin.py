@@ -11,6 +11,16 @@ import emoji
 from discord import app_commands
 from discord.ext import commands
 
+from bot.alerts import (
+    DEFAULT_COOLDOWN_MINUTES,
+    DEFAULT_MIN_MESSAGES,
+    DEFAULT_WINDOW_MINUTES,
+    MAX_COOLDOWN_MINUTES,
+    MAX_HOURLY_CAP,
+    MAX_MIN_MESSAGES,
+    MAX_WINDOW_MINUTES,
+)
+from bot.cogs import alerts as alert_commands
 from bot.cogs.options import band_problem, refuse, refuse_bad_options
 from bot.decisions import guild_band
 from bot.interactions import reply_when_ready, send
@@ -267,6 +277,67 @@ class AdminCog(commands.GroupCog, name="sentiment-admin"):
             interaction.guild_id, retention_days=days if days else "reset"
         )
         await self._show(interaction, settings, "Retention updated.", "the retention change")
+
+    # -- /sentiment-admin alerts ... (carried out in bot/cogs/alerts.py) --------------------
+
+    alerts = app_commands.Group(
+        name="alerts", description="Mood alerts: tell moderators when a channel turns sour"
+    )
+
+    @alerts.command(name="show", description="Show the alert channel and the watched channels")
+    async def alerts_show(self, interaction: discord.Interaction[Any]) -> None:
+        await alert_commands.show(self.bot, interaction)
+
+    @alerts.command(name="channel", description="Where mood alerts are posted")
+    @app_commands.describe(
+        channel="The moderators' channel for alerts (leave out to stop posting alerts)",
+        hourly_cap=f"At most this many alerts per hour in this server (1-{MAX_HOURLY_CAP})",
+    )
+    async def alerts_channel(
+        self,
+        interaction: discord.Interaction[Any],
+        channel: Channel | None = None,
+        hourly_cap: app_commands.Range[int, 1, MAX_HOURLY_CAP] | None = None,
+    ) -> None:
+        await alert_commands.set_channel(self.bot, interaction, channel, hourly_cap)
+
+    @alerts.command(
+        name="watch", description="Alert when a channel's negative share crosses a threshold"
+    )
+    @app_commands.describe(
+        channel="The channel to watch",
+        threshold="Alert when at least this percent of the messages are negative (1-100)",
+        window="Over the last this many minutes (default 10)",
+        minimum="...with at least this many messages read in them (default 10)",
+        resolve_below="Resolved when the share falls below this percent (default 70% of "
+        "the threshold)",
+        cooldown="At most one alert per this many minutes for the channel (default 60)",
+    )
+    async def alerts_watch(
+        self,
+        interaction: discord.Interaction[Any],
+        channel: Channel,
+        threshold: app_commands.Range[int, 1, 100],
+        window: app_commands.Range[int, 1, MAX_WINDOW_MINUTES] = DEFAULT_WINDOW_MINUTES,
+        minimum: app_commands.Range[int, 1, MAX_MIN_MESSAGES] = DEFAULT_MIN_MESSAGES,
+        resolve_below: app_commands.Range[int, 0, 99] | None = None,
+        cooldown: app_commands.Range[int, 1, MAX_COOLDOWN_MINUTES] = DEFAULT_COOLDOWN_MINUTES,
+    ) -> None:
+        await alert_commands.watch(
+            self.bot,
+            interaction,
+            channel,
+            threshold=threshold,
+            window=window,
+            minimum=minimum,
+            resolve_below=resolve_below,
+            cooldown=cooldown,
+        )
+
+    @alerts.command(name="unwatch", description="Stop watching a channel")
+    @app_commands.describe(channel="The channel")
+    async def alerts_unwatch(self, interaction: discord.Interaction[Any], channel: Channel) -> None:
+        await alert_commands.unwatch(self.bot, interaction, channel)
 
 
 async def setup(bot: SentimentBot) -> None:

@@ -159,10 +159,12 @@ class SentimentCog(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         where = message.guild.id if message.guild is not None else 0
+        # Mood alerts watch the channel: read it even where reactions are off.
+        watched = bool(where) and self.bot.storage.watched(where, message.channel.id)
         with self.bot.handling():
             try:
                 emoji = await self.bot.mood.auto_reaction(
-                    _chat_message(message), closing=self.bot.closing
+                    _chat_message(message), closing=self.bot.closing, watched=watched
                 )
             except Overloaded:
                 return  # shed under load; counted in the inference stats
@@ -185,6 +187,8 @@ class SentimentCog(commands.Cog):
                     exc,
                 )
                 return
+            if watched:
+                self.bot.alerts.poke()  # its prediction is stored: check the channel soon
             if emoji is not None:
                 await self._react(message, emoji)
 

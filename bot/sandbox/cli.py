@@ -49,6 +49,7 @@ DEFAULT_OUT = Path("data/sandbox-out")
 DEFAULT_LOG = Path("data/sandbox.log")
 
 READY_TIMEOUT_S = 120.0  # login includes loading the model
+ALERT_CHECK_S = 5.0  # mood alerts: a message in a watched channel also brings a check forward
 
 BANNER = """\
 Sentiment Bot sandbox: the real bot, connected to a fake Discord on 127.0.0.1 (no token needed).
@@ -59,6 +60,7 @@ Members: you (the owner), alice, mod (Manage Messages). You speak as "you" in #g
     /sentiment I love it              /sentiment private this is awful
     /history   /history alice negative days=7   /channel-history #random
     /mood 7    /forget-me   /opt-in   /sentiment-admin reactions #random on
+    /sentiment-admin alerts channel #random   /sentiment-admin alerts watch #general 50 minimum=3
   :analyze N  the "Analyze sentiment" menu on message #N    :delete N  delete message #N
   :as alice   speak as alice (or mod, you)                  :in random  switch channel
   :help       all commands and options                      :quit       exit (or Ctrl-D)"""
@@ -81,6 +83,7 @@ async def run(args: argparse.Namespace, errors: ErrorLogCollector) -> int:
         artifact=args.artifact,
         database=args.db,
         dev_guild_id=GUILD_ID,
+        alert_check_s=ALERT_CHECK_S,
     )
     log_hint = "the log on stderr" if args.verbose else str(args.log)
     echo(f"Loading the model; the bot's log goes to {log_hint} ...")

@@ -21,7 +21,7 @@ import discord
 from bot.client import SentimentBot, _permission_name
 from bot.decisions import guild_band, reacts_in
 from bot.render import mood_probability, plural, why_silent
-from bot.sandbox.display import buttons, echo, print_reply
+from bot.sandbox.display import buttons, echo, plain, print_reply
 from bot.sandbox.parsing import (
     HELP,
     Meta,
@@ -39,6 +39,7 @@ from fakediscord import (
     FakeDiscord,
     FakeInteraction,
     FakeMessage,
+    Reply,
     RunningClient,
 )
 
@@ -49,6 +50,7 @@ CLASSIFY_TIMEOUT_S = 30.0  # the first prediction warms the encoder up
 REACTION_TIMEOUT_S = 5.0
 STORED_TIMEOUT_S = 10.0  # the writer commits every 0.5 s, retrying while the file is busy
 REPLY_TIMEOUT_S = 60.0
+ALERT_CHECK_TIMEOUT_S = 10.0  # a mood-alert check after a message in a watched channel
 MENU = discord.AppCommandType.message
 SLASH = discord.AppCommandType.chat_input
 
@@ -99,6 +101,7 @@ class Sandbox:
         self.channel_id = GENERAL_ID
         self.sent: list[int] = []  # message ids; #n is sent[n - 1]
         self.last_buttons: int | None = None  # the last answer that had buttons
+        self.posts_seen: set[int] = {m.id for m in self._bot_posts()}  # printed already
 
     @property
     def prompt(self) -> str:
@@ -129,6 +132,7 @@ class Sandbox:
                 f"  (gave up waiting for the bot: {str(exc).splitlines()[0]}; see {self.log_hint})"
             )
         self.running.raise_if_died()
+        self.show_posts()
         self.report_errors()
         return True
 
@@ -180,12 +184,24 @@ class Sandbox:
         self.sent.append(message_id)
         outcome = await self.reaction_to(message_id)
         echo(f"  #{len(self.sent)} · {outcome}")
+        if self.bot.storage.watched(self.world.guild_id, self.channel_id):
+            # Its prediction is stored: wait for the mood-alert check that follows.
+            with contextlib.suppress(TimeoutError):
+                await self.bot.alerts.wait_checked(time.monotonic(), ALERT_CHECK_TIMEOUT_S)
 
     async def reaction_to(self, message_id: int) -> str:
         """Wait until the bot is done with a message; its reaction, or why there is none."""
         storage = self.bot.storage
         settings = await storage.guild_settings(self.world.guild_id)
         channel = "#" + self.world.channel_name(self.channel_id)
+        watched = storage.watched(self.world.guild_id, self.channel_id)
+        if not reacts_in(settings, self.channel_id) and watched:
+            row = await poll(lambda: self._auto_row(message_id), CLASSIFY_TIMEOUT_S)
+            read = f"{row.mood}, {mood_probability(row)}" if row else "not stored"
+            return (
+                f"no reaction: automatic reactions are off in {channel}, but mood alerts "
+                f"watch it, so the bot read it ({read})"
+            )
         if not reacts_in(settings, self.channel_id):
             await self.fake.wait_idle(idle=0.3)
             return self._reacted(message_id) or (
@@ -223,6 +239,30 @@ class Sandbox:
         )
         rows = await self.bot.storage.history(flt, limit=20)
         return next((r for r in rows if r.message_id == message_id and r.source == "auto"), None)
+
+    def _bot_posts(self) -> list[FakeMessage]:
+        """What the bot posted on its own (mood alerts), in every channel: no answers."""
+        bot_id = self.fake.bot_user_id
+        return [
+            m
+            for channel_id in self.world.channels.values()
+            for m in self.fake.messages_in(channel_id)
+            if m.author_id == bot_id and m.interaction_id is None and not m.ephemeral
+        ]
+
+    def show_posts(self) -> None:
+        """Print what the bot posted on its own since the last line (an alert, a resolved
+        line), wherever it posted it."""
+        for message in self._bot_posts():
+            if message.id in self.posts_seen:
+                continue
+            self.posts_seen.add(message.id)
+            echo(f"  bot posted in #{self.world.channel_name(message.channel_id)}:")
+            post = Reply(
+                message.content, list(message.embeds), [], [], False, message.id, "response"
+            )
+            for line in plain(post.text, self.world).splitlines():
+                echo(f"  | {line}")
 
     def _reacted(self, message_id: int, note: str = "") -> str:
         emojis = self.fake.active_reactions(message_id)

@@ -13,6 +13,8 @@ Where each job lives:
   which program created a database.
 * ``writer.py``: the batched writer: queue, group commit, waiters, backoff, its counters.
 * ``settings.py``: per-guild settings, cached in memory.
+* ``alerts.py``: mood-alert settings (alert channel, hourly cap, watched channels) and each
+  watched channel's state, cached in memory; the log of alerts posted.
 * ``privacy.py``: opt-outs, deleted messages, /forget-me, retention.
 * ``export.py``: a member's data as one JSON document (/my-data): the list of the per-user
   sections, streamed page by page.

@@ -48,6 +48,11 @@ GUILD_DATA: Final[tuple[str, ...]] = (
     " (SELECT guild_id, channel_id FROM auto_channels WHERE guild_id = ? LIMIT ?)",
     "DELETE FROM guild_settings WHERE guild_id IN"
     " (SELECT guild_id FROM guild_settings WHERE guild_id = ? LIMIT ?)",
+    "DELETE FROM alert_log WHERE rowid IN (SELECT rowid FROM alert_log WHERE guild_id = ? LIMIT ?)",
+    "DELETE FROM alert_watches WHERE (guild_id, channel_id) IN"
+    " (SELECT guild_id, channel_id FROM alert_watches WHERE guild_id = ? LIMIT ?)",
+    "DELETE FROM alert_settings WHERE guild_id IN"
+    " (SELECT guild_id FROM alert_settings WHERE guild_id = ? LIMIT ?)",
 )
 
 

@@ -5,11 +5,13 @@ Discord object; each method says what it does, the modules beside it say how.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.alerts import WatchRule, WatchState
+from bot.storage.alerts import AlertConfig, AlertStore
 from bot.storage.backend import Backend
 from bot.storage.departures import (
     Departure,
@@ -25,12 +27,14 @@ from bot.storage.queries import (
     STATS_QUERIES,
     Query,
     auto_prediction_query,
+    channel_moods_query,
     count_query,
     history_query,
     mood_counts_query,
     mood_counts_result,
     mood_over_time_query,
     mood_over_time_result,
+    most_negative_query,
     row_to_prediction,
     stats_result,
 )
@@ -60,6 +64,7 @@ class Storage:
         self._privacy = Privacy(backend, opted_out, flush=self.flush)
         self._writer = Writer(backend, accepts=self._privacy.accepts)
         self._settings = GuildSettingsCache(backend)
+        self._alerts = AlertStore(backend)
 
     # -- opening and closing -----------------------------------------------------------------
 
@@ -322,6 +327,7 @@ class Storage:
         )
         for guild_id in deleted:
             self._settings.forget(guild_id)
+            self._alerts.forget(guild_id)
         return deleted
 
     # -- settings ----------------------------------------------------------------------------
@@ -359,3 +365,59 @@ class Storage:
             store_auto_text=store_auto_text,
             retention_days=retention_days,
         )
+
+    # -- mood alerts -------------------------------------------------------------------------
+
+    async def alert_configs(self) -> Mapping[int, AlertConfig]:
+        """Every guild's alert settings and watched channels (read once, then from memory)."""
+        return await self._alerts.load()
+
+    async def alert_config(self, guild_id: int) -> AlertConfig:
+        """The guild's alert settings (the defaults if it has none)."""
+        return await self._alerts.get(guild_id)
+
+    def watched(self, guild_id: int, channel_id: int) -> bool:
+        """Whether mood alerts watch the channel; synchronous, for the message hot path
+        (False until :meth:`alert_configs` was first awaited)."""
+        return self._alerts.watched(guild_id, channel_id)
+
+    async def set_alert_channel(
+        self, guild_id: int, channel_id: int | None, *, hourly_cap: int | None = None
+    ) -> AlertConfig:
+        """Post the guild's alerts in ``channel_id`` (None: none); ``hourly_cap`` None keeps
+        the current cap. ValueError, changing nothing, for a cap out of range."""
+        return await self._alerts.set_channel(guild_id, channel_id, hourly_cap)
+
+    async def watch_channel(self, guild_id: int, channel_id: int, rule: WatchRule) -> AlertConfig:
+        """Watch the channel under ``rule``; a channel already watched keeps its state."""
+        return await self._alerts.watch(guild_id, channel_id, rule)
+
+    async def unwatch_channel(self, guild_id: int, channel_id: int) -> tuple[bool, AlertConfig]:
+        """Stop watching the channel: (whether it was watched, the new settings)."""
+        return await self._alerts.unwatch(guild_id, channel_id)
+
+    async def record_alert_state(
+        self, guild_id: int, channel_id: int, state: WatchState, *, posted_at: datetime | None
+    ) -> None:
+        """Store a watched channel's state; ``posted_at``: when an alert was posted (counted
+        toward the guild's hourly cap)."""
+        await self._alerts.record(guild_id, channel_id, state, posted_at=posted_at)
+
+    async def alerts_since(self, guild_id: int, since: datetime) -> int:
+        """How many alerts were posted for the guild since ``since``."""
+        return await self._alerts.alerts_since(guild_id, since)
+
+    async def channel_moods(
+        self, guild_id: int, channel_id: int, since: datetime, until: datetime
+    ) -> dict[str, int]:
+        """Mood counts of the channel's messages (automatic predictions) in ``[since,
+        until)``, as :meth:`mood_counts` gives them."""
+        rows = await self._fetchall(channel_moods_query(guild_id, channel_id, since, until))
+        return mood_counts_result(rows)
+
+    async def most_negative(
+        self, guild_id: int, channel_id: int, since: datetime, until: datetime, *, limit: int
+    ) -> list[StoredPrediction]:
+        """The channel's most negative messages in ``[since, until)``, most negative first."""
+        query = most_negative_query(guild_id, channel_id, since, until, limit)
+        return [row_to_prediction(row) for row in await self._fetchall(query)]

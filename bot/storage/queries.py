@@ -32,12 +32,14 @@ __all__ = [
     "STATS_QUERIES",
     "Query",
     "auto_prediction_query",
+    "channel_moods_query",
     "count_query",
     "history_query",
     "mood_counts_query",
     "mood_counts_result",
     "mood_over_time_query",
     "mood_over_time_result",
+    "most_negative_query",
     "row_to_prediction",
     "stats_result",
 ]
@@ -129,6 +131,41 @@ def mood_over_time_query(flt: HistoryFilter, bucket: Bucket) -> Query:
         f" FROM predictions {where} GROUP BY bucket, mood ORDER BY bucket"
     )
     return sql, [shift, width, *params]
+
+
+# channel_moods_query and most_negative_query read a channel's own messages over a time span,
+# as a mood alert reads them: the automatic predictions (one per message; /sentiment and the
+# menu are no chat), never the words of an author who opted out. The same WHERE clause, written
+# out in each; served by the (guild_id, channel_id, created_at) index.
+
+
+def channel_moods_query(guild_id: int, channel_id: int, since: datetime, until: datetime) -> Query:
+    """Mood counts of a channel's messages in ``[since, until)`` (rows as
+    :func:`mood_counts_result` takes them)."""
+    sql = (
+        f"SELECT {_MOOD_SQL} AS mood, COUNT(*) FROM predictions"
+        " WHERE guild_id = ? AND channel_id = ? AND created_at >= ? AND created_at < ?"
+        " AND source = 'auto'"
+        " AND (author_id IS NULL OR author_id NOT IN (SELECT user_id FROM opt_outs))"
+        " GROUP BY mood"
+    )
+    return sql, [guild_id, channel_id, to_ts(since), to_ts(until)]
+
+
+def most_negative_query(
+    guild_id: int, channel_id: int, since: datetime, until: datetime, limit: int
+) -> Query:
+    """A channel's negative messages in ``[since, until)``, the most negative first (a
+    three-way model's P(negative), else 1 - P(positive))."""
+    sql = (
+        f"SELECT {_COLUMNS} FROM predictions"
+        " WHERE guild_id = ? AND channel_id = ? AND created_at >= ? AND created_at < ?"
+        " AND source = 'auto'"
+        " AND (author_id IS NULL OR author_id NOT IN (SELECT user_id FROM opt_outs))"
+        " AND message_id IS NOT NULL AND unread IS NULL AND in_band = 0 AND label = 'negative'"
+        " ORDER BY COALESCE(p_negative, 1.0 - p_positive) DESC, id LIMIT ?"
+    )
+    return sql, [guild_id, channel_id, to_ts(since), to_ts(until), limit]
 
 
 def auto_prediction_query(message_id: int) -> Query:

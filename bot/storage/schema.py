@@ -130,6 +130,35 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             left_at  REAL NOT NULL                 -- UTC unix seconds
         )""",
     ),
+    # 6: mood alerts. A guild's alert channel and hourly cap; each watched channel's rule and
+    # its state between checks; the alerts posted (for the hourly cap, kept one day).
+    (
+        """CREATE TABLE alert_settings (
+            guild_id         INTEGER PRIMARY KEY,
+            alert_channel_id INTEGER,              -- NULL: alerts are not posted
+            hourly_cap       INTEGER NOT NULL CHECK (hourly_cap BETWEEN 1 AND 60)
+        )""",
+        """CREATE TABLE alert_watches (
+            guild_id         INTEGER NOT NULL,
+            channel_id       INTEGER NOT NULL,
+            threshold        REAL    NOT NULL CHECK (threshold > 0.0 AND threshold <= 1.0),
+            resolve_below    REAL    NOT NULL
+                             CHECK (resolve_below >= 0.0 AND resolve_below < threshold),
+            window_minutes   INTEGER NOT NULL CHECK (window_minutes >= 1),
+            min_messages     INTEGER NOT NULL CHECK (min_messages >= 1),
+            cooldown_minutes INTEGER NOT NULL CHECK (cooldown_minutes >= 1),
+            alerting         INTEGER NOT NULL DEFAULT 0 CHECK (alerting IN (0, 1)),
+            last_alert_at    REAL,                 -- UTC unix seconds
+            alert_message_id INTEGER,
+            PRIMARY KEY (guild_id, channel_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE alert_log (
+            guild_id   INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            posted_at  REAL    NOT NULL            -- UTC unix seconds
+        )""",
+        "CREATE INDEX alert_log_guild_time ON alert_log (guild_id, posted_at)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
