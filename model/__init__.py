@@ -6,6 +6,7 @@ Public API (the only part the bot uses)::
     clf = SentimentClassifier.load()          # the bundled default, or load(path)
     clf.predict_batch(["I love it", "meh"])   # -> [Prediction(label, p_positive, in_band,
                                               #     probabilities, unread), ...]
+    explain(clf, "I hate this").top(3)        # -> the words that moved the mood most
 
 This package knows nothing of Discord.
 """
@@ -20,6 +21,7 @@ from model.classifier import (
 )
 from model.data import DataError
 from model.encoder import BUNDLED_ENCODER, Encoder, EncoderError
+from model.explain import Explanation, WordEffect, explain
 
 __all__ = [
     "BUNDLED_ENCODER",
@@ -30,9 +32,12 @@ __all__ = [
     "DataError",
     "Encoder",
     "EncoderError",
+    "Explanation",
     "Prediction",
     "SentimentClassifier",
+    "WordEffect",
     "default_artifact_path",
+    "explain",
     "load_artifact",
     "threshold",
 ]
