@@ -19,7 +19,7 @@ from bot.interactions import friendly_error, send, undeliverable
 from bot.monitor import LoopLagMonitor
 from bot.mood import MoodService
 from bot.storage import Storage
-from model import SentimentClassifier
+from model import SentimentClassifier, explain
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,13 @@ class SentimentBot(commands.Bot):
         self.classifier = classifier
         self.storage = storage
         self.inference = inference
-        self.mood = MoodService(inference, storage, classifier.version, classifier.band)
+        self.mood = MoodService(
+            inference,
+            storage,
+            classifier.version,
+            classifier.band,
+            explainer=lambda text, prediction: explain(classifier, text, prediction=prediction),
+        )
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False  # close() was called: handlers take no new work
         # Event-loop lag (started in setup_hook); logged with the inference counters.
