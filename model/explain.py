@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import emoji
 import numpy as np
 
 from model.classifier import MOODS, Mood, Prediction
@@ -112,6 +113,8 @@ def words(text: str, *, chat: bool = True) -> list[Word]:
     for piece in pieces(text):
         written = text[piece.start : piece.end]
         key = (piece.read_as if chat else written).casefold()
+        if piece.kind == "emoji":  # a run of one emoji shown once, as the model reads it
+            written = emoji.emoji_list(written)[0]["emoji"]
         shown = piece.read_as if chat and piece.kind == "markup" else written
         span = (piece.start, piece.end)
         old = found.get(key)  # shown as it first occurs

@@ -57,13 +57,13 @@ def test_pieces_inside_code_belong_to_the_code() -> None:
 
 
 def test_words_the_model_reads_alike_are_one_word() -> None:
-    found = words("Bad food, bad <@1> and <@!2> 🔥 great😍 <:pepe_sad:812345678901234567>")
+    found = words("Bad food, bad <@1> and <@!2> 🔥🔥🔥 great😍 <:pepe_sad:812345678901234567>")
     assert [(w.shown, len(w.spans)) for w in found] == [
         ("Bad", 2),  # case aside
         ("food", 1),
         ("@user", 2),  # two mentions: the model reads both as @user
         ("and", 1),
-        ("🔥", 1),  # an emoji shown as itself
+        ("🔥", 1),  # an emoji shown as itself, a run of one emoji once
         ("great", 1),
         ("😍", 1),
         ("pepe sad", 1),  # markup shown as the model reads it
