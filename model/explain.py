@@ -98,6 +98,9 @@ class Explanation:
 
 @dataclass(frozen=True)
 class Word:
+    """One distinct word of a text: ``key`` (what the model reads, case aside), ``shown`` (how
+    an answer names it) and the ``spans`` of its every occurrence."""
+
     key: str
     shown: str
     spans: tuple[tuple[int, int], ...]
