@@ -23,7 +23,7 @@ from bot.interactions import command_name, friendly_error, send, undeliverable
 from bot.monitor import LoopLagMonitor, percentile
 from bot.mood import MoodService
 from bot.storage import Storage
-from model import SentimentClassifier
+from model import SentimentClassifier, explain
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,13 @@ class SentimentBot(commands.Bot):
         self.classifier = classifier
         self.storage = storage
         self.inference = inference
-        self.mood = MoodService(inference, storage, classifier.version, classifier.band)
+        self.mood = MoodService(
+            inference,
+            storage,
+            classifier.version,
+            classifier.band,
+            explainer=lambda text, prediction: explain(classifier, text, prediction=prediction),
+        )
         self.alerts = AlertService(storage, self._post_notice, interval=settings.alert_check_s)
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False  # close() was called: handlers take no new work

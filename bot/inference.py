@@ -23,16 +23,17 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from bot.monitor import percentile
 from model import Prediction
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = [
     "InferenceError",
@@ -98,6 +99,7 @@ class InferenceStats:
     shed: int = 0  # sheddable texts refused with Overloaded
     cancelled: int = 0  # texts whose caller stopped waiting before the answer
     max_batch_seen: int = 0
+    jobs: int = 0  # other model calls run with InferenceService.run (explanations)
     queue_depth: int = 0
     in_flight: int = 0
     batch_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
@@ -124,6 +126,7 @@ class InferenceStats:
             "shed": self.shed,
             "cancelled": self.cancelled,
             "max_batch_seen": self.max_batch_seen,
+            "jobs": self.jobs,
             "mean_batch_size": round(self.mean_batch_size, 3),
             "queue_depth": self.queue_depth,
             "in_flight": self.in_flight,
@@ -188,6 +191,7 @@ class InferenceService:
         self._in_flight: list[_Request] = []
         self._closing = False
         self._executor_shut = False
+        self._jobs: set[asyncio.Future[Any]] = set()  # run() calls not finished yet
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -213,6 +217,8 @@ class InferenceService:
         self._closing = True
         if self._arrived is not None:
             self._arrived.set()  # wake the worker: it flushes without waiting for more
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         worker = self._worker
         if worker is not None and not worker.done():
             try:
@@ -225,6 +231,9 @@ class InferenceService:
                 )
                 worker.cancel()
                 await asyncio.gather(worker, return_exceptions=True)
+        if self._jobs:  # run() calls under way finish before the executor goes
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            await asyncio.wait(set(self._jobs), timeout=left)
         # Nothing can be left unless the worker never ran or was cancelled; answer them anyway.
         self._fail_all(ServiceClosed("the inference service shut down before answering"))
         if self._owns_executor and not self._executor_shut:
@@ -278,6 +287,29 @@ class InferenceService:
                 raise result
             out.append(result)
         return out
+
+    async def run(self, job: Callable[[], T]) -> T:
+        """Run ``job`` (model work that is one call of its own, such as an explanation) on
+        the model's thread, between batches: never on the event loop, never beside another
+        model call of this service.
+
+        Raises :class:`ServiceClosed` after :meth:`close` and :class:`InferenceError` when
+        the job fails (``__cause__`` is the original). Not sheddable: commands ask for it.
+        """
+        if self._closing:
+            raise ServiceClosed("the inference service is shutting down; no new work")
+        future = asyncio.get_running_loop().run_in_executor(self._executor, job)
+        self._jobs.add(future)
+        future.add_done_callback(self._jobs.discard)
+        self.stats.jobs += 1
+        try:
+            return await future
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats.errors += 1
+            log.error("inference: a model job failed", exc_info=exc)
+            raise InferenceError(f"the model failed: {type(exc).__name__}: {exc}") from exc
 
     def _submit(self, texts: Sequence[str], *, sheddable: bool) -> list[asyncio.Future[Prediction]]:
         if isinstance(texts, str):

@@ -6,7 +6,9 @@ guild's settings to tell whether and with what to react. Knows nothing of discor
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from bot.decisions import (
     Band,
@@ -21,7 +23,10 @@ from bot.decisions import (
 )
 from bot.inference import InferenceService
 from bot.storage import PredictionRecord, Source, Storage, StorageError
-from model import Prediction
+from model import Explanation, Prediction
+
+# The words that moved a prediction's mood most: model.explain bound to the classifier.
+Explainer = Callable[[str, Prediction], Explanation]
 
 
 class NotSavedError(Exception):
@@ -38,7 +43,7 @@ class NotSavedError(Exception):
 
 class MoodService:
     """``model_version`` is logged with each prediction; ``model_band`` applies where a guild
-    chose none."""
+    chose none; ``explainer`` tells which words moved a mood (none: no explanations)."""
 
     def __init__(
         self,
@@ -46,11 +51,14 @@ class MoodService:
         storage: Storage,
         model_version: str,
         model_band: Band,
+        *,
+        explainer: Explainer | None = None,
     ) -> None:
         self.inference = inference
         self.storage = storage
         self.model_version = model_version
         self.model_band = model_band
+        self.explainer = explainer
         self._replays = ReplayGuard()
 
     async def auto_reaction(
@@ -157,3 +165,14 @@ class MoodService:
             why = self.storage.failure or "the database did not answer in time"
             raise NotSavedError(prediction, why, queued=True) from exc
         return prediction
+
+    async def explain(self, text: str, prediction: Prediction) -> Explanation | None:
+        """The words of ``text`` that moved ``prediction``'s mood most (model/explain.py):
+        one batched model call, on the model's thread through the inference service. None
+        without an explainer, or for a text the model did not read.
+
+        Raises the inference service's errors (:class:`bot.inference.InferenceError`,
+        :class:`bot.inference.ServiceClosed`)."""
+        if self.explainer is None or not prediction.read:
+            return None
+        return await self.inference.run(partial(self.explainer, text, prediction))

@@ -10,7 +10,7 @@ import discord
 from bot.alerts import BASELINE_DAYS, AlertNotice, ResolvedNotice, WatchRule, jump_link
 from bot.storage import Mood, PredictionRecord, StoredPrediction
 from bot.storage.alerts import AlertConfig
-from model import Prediction, threshold
+from model import Explanation, Prediction, threshold
 
 MOOD_EMOJI = {"positive": "😊", "negative": "😞", "neutral": "😐"}
 MOOD_COLOUR = {
@@ -45,6 +45,10 @@ NOTHING_TO_READ = (
 # literal. URLs are left whole (Discord formats nothing inside them), as discord.py does.
 _MARKUP = re.compile(r"[\\*_~`|>\[\]]")
 _URL = re.compile(r"<[^: >]+:/[^ >]+>|(?:https?|steam)://[^\s<]+[^<.,:;\"'\]\s]")
+WHY_TITLE = "Words that moved it most"
+WHY_TOP = 3  # words shown
+WHY_AT_LEAST = 0.005  # a smaller push would show as 0.00
+WHY_WORD_CHARS = 40  # a longer word is cut with an ellipsis
 
 
 def confidence_bar(confidence: float) -> str:
@@ -136,13 +140,61 @@ def escape_markup(text: str) -> str:
     return "\\" + escaped if escaped.startswith(("#", "-")) else escaped
 
 
-def prediction_embed(text: str, prediction: Prediction, band: tuple[float, float]) -> discord.Embed:
+def prediction_embed(
+    text: str,
+    prediction: Prediction,
+    band: tuple[float, float],
+    explanation: Explanation | None = None,
+) -> discord.Embed:
     """The answer to /sentiment and to the context menu.
 
     A three-way model's answer shows its three probabilities as bars, with the mood in the
     title; a binary model's, the confidence of its label and P(positive). A text in another
-    language is answered in one line; one with nothing to read says so.
+    language is answered in one line; one with nothing to read says so. With an
+    ``explanation``, a read text's answer ends with the words that moved its mood most.
     """
+    embed = _prediction_embed(text, prediction, band)
+    if explanation is not None and prediction.read and explanation.unread is None:
+        embed.add_field(name=WHY_TITLE, value=why_lines(explanation), inline=False)
+    return embed
+
+
+def why_lines(explanation: Explanation, top: int = WHY_TOP) -> str:
+    """``**hate** pushed it negative by 0.42``, one line per word, the ``top`` words that moved
+    the mood most (model/explain.py says what that means); what was not tried, if anything."""
+    shown = explanation.top(top, at_least=WHY_AT_LEAST)
+    lines = []
+    for effect in shown:
+        word = (
+            effect.word
+            if len(effect.word) <= WHY_WORD_CHARS
+            else effect.word[: WHY_WORD_CHARS - 1] + "…"
+        )
+        times = f" (×{effect.count})" if effect.count > 1 else ""
+        lines.append(f"**{_plain_word(word)}**{times} pushed it {effect.toward} by {effect.by:.2f}")
+    if not shown:
+        lines.append(
+            "No single word moved it by 0.01 or more."
+            if explanation.words
+            else "No words to weigh (only punctuation or symbols)."
+        )
+    if explanation.skipped:
+        tried, skipped = explanation.max_words, explanation.skipped
+        lines.append(
+            f"Only the first {plural(tried, 'word')} {'was' if tried == 1 else 'were'} tried; "
+            f"{plural(skipped, 'more word')} {'was' if skipped == 1 else 'were'} not."
+        )
+    return "\n".join(lines)
+
+
+def _plain_word(word: str) -> str:
+    """A word safe inside bold: markup characters made literal, mentions defused."""
+    return discord.utils.escape_mentions(escape_markup(" ".join(word.split())))
+
+
+def _prediction_embed(
+    text: str, prediction: Prediction, band: tuple[float, float]
+) -> discord.Embed:
     if prediction.unread is not None and prediction.unread.startswith("language:"):
         return discord.Embed(
             description=f"{MOOD_EMOJI['neutral']} {unread_line(prediction.unread)}",

@@ -6,6 +6,7 @@ Public API (the only part the bot uses)::
     clf = SentimentClassifier.load()          # the bundled default, or load(path)
     clf.predict_batch(["I love it", "meh"])   # -> [Prediction(label, p_positive, in_band,
                                               #     probabilities, unread), ...]
+    explain(clf, "I hate this").top(3)        # -> the words that moved the mood most
 
 This package knows nothing of Discord.
 """
@@ -19,6 +20,7 @@ from model.classifier import (
 )
 from model.data import DataError
 from model.encoder import BUNDLED_ENCODER, Encoder, EncoderError
+from model.explain import Explanation, WordEffect, explain
 from model.moods import MOODS, Mood, mood_of
 
 __all__ = [
@@ -30,10 +32,13 @@ __all__ = [
     "DataError",
     "Encoder",
     "EncoderError",
+    "Explanation",
     "Mood",
     "Prediction",
     "SentimentClassifier",
+    "WordEffect",
     "default_artifact_path",
+    "explain",
     "load_artifact",
     "mood_of",
     "threshold",

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import emoji
 
@@ -164,3 +166,82 @@ def get_normalizer(name: str) -> Normalizer:
         raise NormalizerError(
             f"unknown text normaliser {name!r}: use one of {', '.join(NORMALIZERS)}."
         ) from None
+
+
+# -- pieces: the text cut where the chat normaliser cuts it (for model/explain.py) ------------
+
+PieceKind = Literal["word", "emoji", "emoticon", "markup"]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One removable piece of a text: ``text[start:end]``.
+
+    ``kind`` is ``word`` (letters and digits, with inner apostrophes and hyphens: ``don't``,
+    ``heart-warming``), ``emoji`` (a Unicode emoji, or a run of the same one, which the
+    normaliser says once), ``emoticon`` (``:)``, ``<3``) or ``markup`` (a code block, inline
+    code, a link, a mention, a timestamp, a slash-command mention, a custom emoji). ``read_as``
+    is what the chat normaliser turns it into (``@user``, ``smiling face``, ``code``); for a
+    word, the word itself.
+    """
+
+    start: int
+    end: int
+    kind: PieceKind
+    read_as: str
+
+
+_MARKUP_PATTERNS = (
+    _FENCED_CODE,
+    _INLINE_CODE,
+    _URL,
+    _ROLE,
+    _USER,
+    _CHANNEL,
+    _SLASH,
+    _TIMESTAMP,
+    _CUSTOM_EMOJI,
+)
+_WORD = re.compile(r"\w+(?:['’-]\w+)*")
+
+
+def pieces(text: str) -> list[Piece]:
+    """The pieces of ``text`` in order, cut where :func:`normalize_chat` cuts it: each thing
+    it rewrites as a whole is one piece, however many characters or spaces it spans (a
+    mention, a code block, an emoji, a run of one emoji), and so is each word elsewhere.
+    Punctuation, spaces and spoiler bars belong to no piece.
+
+    The rules run in the normaliser's order on the original text, each piece found blanked
+    out (with spaces, as the normaliser pads its rewrites) before the next rule looks, so a
+    link inside code is part of the code, as it is for the normaliser.
+    """
+    found: list[Piece] = []
+    masked = text
+
+    def take(start: int, end: int, kind: PieceKind, read_as: str) -> None:
+        nonlocal masked
+        found.append(Piece(start, end, kind, read_as))
+        masked = masked[:start] + " " * (end - start) + masked[end:]
+
+    for pattern in _MARKUP_PATTERNS:
+        for match in list(pattern.finditer(masked)):
+            take(match.start(), match.end(), "markup", normalize_chat(match[0]))
+    for match in list(_SPOILER.finditer(masked)):  # the bars go; the text inside stays
+        start, end = match.span()
+        masked = masked[:start] + "  " + masked[start + 2 : end - 2] + "  " + masked[end:]
+    run: tuple[int, int, str] | None = None  # a run of one emoji, spaces between allowed
+    for item in emoji.emoji_list(masked):
+        start, end, char = item["match_start"], item["match_end"], item["emoji"]
+        if run is not None and run[2] == char and not masked[run[1] : start].strip():
+            run = (run[0], end, char)
+            continue
+        if run is not None:
+            take(run[0], run[1], "emoji", normalize_chat(run[2]))
+        run = (start, end, char)
+    if run is not None:
+        take(run[0], run[1], "emoji", normalize_chat(run[2]))
+    for match in list(_EMOTICON.finditer(masked)):
+        take(match.start(1), match.end(1), "emoticon", _EMOTICONS[match[1]])
+    for match in _WORD.finditer(masked):
+        found.append(Piece(match.start(), match.end(), "word", match[0]))
+    return sorted(found, key=lambda piece: piece.start)

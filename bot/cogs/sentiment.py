@@ -21,7 +21,7 @@ from bot.interactions import STORAGE_WAIT_S, reply_when_ready, unavailable_messa
 from bot.mood import NotSavedError
 from bot.render import prediction_embed
 from bot.storage import GuildSettings, Source, StorageError
-from model import Prediction
+from model import Explanation, Prediction
 
 if TYPE_CHECKING:
     from bot.client import SentimentBot
@@ -34,6 +34,9 @@ NOT_SAVED = (
 )
 MAX_TEXT = 4000  # Discord's message limit for Nitro users; the encoder truncates by tokens anyway
 WARN_EVERY_S = 600.0  # the same problem in the same place is logged at most this often
+# What an answer is made of: the prediction, the band it was judged by, why it was not saved
+# (None: saved), the words that moved its mood (None: none to show).
+Answer = tuple[Prediction, tuple[float, float], NotSavedError | None, Explanation | None]
 
 
 class SentimentCog(commands.Cog):
@@ -95,7 +98,11 @@ class SentimentCog(commands.Cog):
         guild_id = interaction.guild_id
         with self.bot.handling():
 
-            async def work() -> tuple[Prediction, tuple[float, float], NotSavedError | None]:
+            async def work() -> Answer:
+                prediction, band, not_saved = await classify()
+                return prediction, band, not_saved, await self._explain(text, prediction)
+
+            async def classify() -> tuple[Prediction, tuple[float, float], NotSavedError | None]:
                 settings = await self._settings(guild_id)
                 band = guild_band(settings, self.bot.classifier.band)
                 try:
@@ -127,11 +134,9 @@ class SentimentCog(commands.Cog):
                     return exc.prediction, band, exc
                 return prediction, band, None
 
-            def render(
-                result: tuple[Prediction, tuple[float, float], NotSavedError | None],
-            ) -> dict[str, Any]:
-                prediction, band, not_saved = result
-                embed = prediction_embed(text, prediction, band)
+            def render(result: Answer) -> dict[str, Any]:
+                prediction, band, not_saved, explanation = result
+                embed = prediction_embed(text, prediction, band, explanation)
                 if not_saved is not None and not_saved.queued:
                     value = unavailable_message(
                         not_saved.reason, "saving this answer to your history", queued=True
@@ -142,6 +147,15 @@ class SentimentCog(commands.Cog):
                 return {"embed": embed}
 
             await reply_when_ready(interaction, work(), render, ephemeral=ephemeral)
+
+    async def _explain(self, text: str, prediction: Prediction) -> Explanation | None:
+        """The words that moved the mood most; None (the answer goes without them) when the
+        model fails on them or is shutting down: the mood itself is already known."""
+        try:
+            return await self.bot.mood.explain(text, prediction)
+        except (InferenceError, ServiceClosed) as exc:
+            self._warn("explain", 0, "answered without the words that moved the mood: %s", exc)
+            return None
 
     async def _settings(self, guild_id: int | None) -> GuildSettings | None:
         """The guild's settings for a command; None (the defaults) in a DM, or when the
