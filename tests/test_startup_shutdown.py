@@ -87,6 +87,11 @@ async def _start_bot(
     return process, log
 
 
+def _tail(log: Path, lines: int = 40) -> str:
+    """The end of the bot's log, for a failure message."""
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
 async def _wait_for_log(process: asyncio.subprocess.Process, log: Path, text: str) -> None:
     deadline = time.monotonic() + START_BUDGET_S
     while text not in log.read_text(encoding="utf-8", errors="replace"):
@@ -156,7 +161,10 @@ async def test_signal_while_waiting_to_reconnect_ends_the_process_within_seconds
         await _wait_for_log(process, log, "Attempting a reconnect in 3600.00s")
         sent = time.monotonic()
         process.send_signal(sig)
-        status = await asyncio.wait_for(process.wait(), SIGNAL_BUDGET_S)
+        try:
+            status = await asyncio.wait_for(process.wait(), SIGNAL_BUDGET_S)
+        except TimeoutError:
+            pytest.fail(f"still running {SIGNAL_BUDGET_S:g} s after {sig.name}:\n{_tail(log)}")
         took = time.monotonic() - sent
     finally:
         if process.returncode is None:
