@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot.config import Settings
+from bot.corrections import CorrectionService
 from bot.inference import InferenceService
 from bot.interactions import friendly_error, send, undeliverable
 from bot.monitor import LoopLagMonitor
@@ -23,7 +24,7 @@ from model import SentimentClassifier
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.sentiment", "bot.cogs.history", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.sentiment", "bot.cogs.history", "bot.cogs.admin", "bot.cogs.corrections")
 PURGE_EVERY_HOURS = 6
 HANDLER_GRACE_S = 10.0  # on shutdown, how long event handlers may take to finish their replies
 STATS_LOG_EVERY_S = 600.0  # how often event-loop lag and inference counters are logged (INFO)
@@ -71,6 +72,7 @@ class SentimentBot(commands.Bot):
         self.storage = storage
         self.inference = inference
         self.mood = MoodService(inference, storage, classifier.version, classifier.band)
+        self.corrections = CorrectionService(storage)
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False  # close() was called: handlers take no new work
         # Event-loop lag (started in setup_hook); logged with the inference counters.

@@ -14,6 +14,7 @@ Where each job lives:
 * ``writer.py``: the batched writer: queue, group commit, waiters, backoff, its counters.
 * ``settings.py``: per-guild settings, cached in memory.
 * ``privacy.py``: opt-outs, deleted messages, /forget-me, retention.
+* ``corrections.py``: corrections of the mood (records, filters, their SQL).
 * ``backend.py``: the interface a database engine implements (connections, transactions,
   SQL placeholders, what its errors mean), so that a second engine is a second
   implementation rather than a fork.
@@ -25,9 +26,12 @@ Where each job lives:
 Everything a caller needs is imported from ``bot.storage`` itself.
 """
 
+from bot.storage.corrections import CorrectionFilter, CorrectionRecord, StoredCorrection
 from bot.storage.errors import StorageError, StorageUnavailableError
 from bot.storage.facade import Storage
 from bot.storage.readonly import (
+    read_correction_count,
+    read_corrections,
     read_count,
     read_history,
     read_mood_counts,
@@ -72,6 +76,8 @@ __all__ = [
     "AnyGuild",
     "Audience",
     "Bucket",
+    "CorrectionFilter",
+    "CorrectionRecord",
     "DatabaseStats",
     "GuildSettings",
     "HistoryFilter",
@@ -81,8 +87,11 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageUnavailableError",
+    "StoredCorrection",
     "StoredPrediction",
     "WriterStats",
+    "read_correction_count",
+    "read_corrections",
     "read_count",
     "read_history",
     "read_mood_counts",
