@@ -22,8 +22,11 @@ import discord
 from bot.config import Settings
 from bot.storage import (
     ANY_GUILD,
+    CorrectionFilter,
     HistoryFilter,
     StorageError,
+    read_correction_count,
+    read_corrections,
     read_count,
     read_history,
     read_mood_counts,
@@ -206,6 +209,13 @@ def history_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--offset", type=int, default=0, help="rows to skip (paging)")
     parser.add_argument("--csv", action="store_true", help="CSV instead of a table")
     parser.add_argument("--stats", action="store_true", help="totals and mood shares only")
+    parser.add_argument(
+        "--corrections",
+        action="store_true",
+        help='the corrections people made ("I meant ...", "Correct sentiment") instead of '
+        "predictions, for review before sentiment-train --corrections; --guild and --user "
+        "filter them",
+    )
     args = parser.parse_args(argv)
     # Every mistake in the arguments, one line each, before the database is opened.
     mistakes = _argument_mistakes(args)
@@ -233,7 +243,12 @@ def history_main(argv: Sequence[str] | None = None) -> int:
         since=datetime.now(UTC) - timedelta(days=args.days) if args.days else None,
     )
     try:
-        if args.stats:
+        if args.corrections:
+            fixes = CorrectionFilter(
+                guild_id=args.guild if args.guild is not None else ANY_GUILD, user_id=args.user
+            )
+            print_corrections(db, fixes, args.limit, args.offset, as_csv=args.csv)
+        elif args.stats:
             _print_stats(db, flt, as_csv=args.csv)
         else:
             _print_history(db, flt, args.limit, args.offset, as_csv=args.csv)
@@ -283,6 +298,13 @@ def _argument_mistakes(args: argparse.Namespace) -> list[str]:
         mistakes.append(f"--limit {args.limit} is out of range: give 1 to {MAX_ROWS}.")
     if not 0 <= args.offset <= MAX_ROWS:
         mistakes.append(f"--offset {args.offset} is out of range: give 0 to {MAX_ROWS}.")
+    if args.corrections:
+        for flag in ("channel", "mood", "days", "stats"):
+            if getattr(args, flag) not in (None, False):
+                mistakes.append(
+                    f"--{flag} and --corrections do not go together: corrections are filtered "
+                    "by --guild and --user only."
+                )
     return mistakes
 
 
@@ -401,6 +423,59 @@ def _print_stats(db: Path, flt: HistoryFilter, *, as_csv: bool) -> None:
         print(f"  {mood:<8} {n:>8}  {share:6.1%}  {'█' * round(share * 40)}")
     if unread:
         print(f"  {NOT_READ:<8} {unread:>8}  (no mood: no words the model knows, or not English)")
+
+
+CORRECTION_COLUMNS = (
+    "id",
+    "time_utc",
+    "guild",
+    "channel",
+    "message",
+    "user",
+    "author",
+    "corrected",
+    "mood",
+    "model_mood",
+    "model",
+    "text",
+)
+CORRECTED = {"auto": "reaction", "command": "/sentiment", "context_menu": "menu"}
+
+
+def print_corrections(
+    db: Path, flt: CorrectionFilter, limit: int, offset: int, *, as_csv: bool
+) -> None:
+    """The corrections, newest first: who corrected what, the mood meant and the model's."""
+    rows = [
+        (
+            str(r.id),
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(r.guild_id or "DM"),
+            str(r.channel_id or ""),
+            str(r.message_id or ""),
+            str(r.user_id),
+            str(r.author_id or ""),
+            CORRECTED[r.source],
+            r.mood,
+            r.model_mood,
+            r.model_version,
+            r.text or "",
+        )
+        for r in read_corrections(db, flt, limit=limit, offset=offset)
+    ]
+    if as_csv:
+        visible = sys.stdout.isatty()
+        writer = csv.writer(sys.stdout)
+        writer.writerow(CORRECTION_COLUMNS)
+        writer.writerows([_csv_cell(_visible(c) if visible else c) for c in row] for row in rows)
+        return
+    table = [(*row[:10], _visible(row[10]), _clip(row[11], 40)) for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(CORRECTION_COLUMNS)]
+    print("  ".join(c.ljust(w) for c, w in zip(CORRECTION_COLUMNS, widths, strict=True)))
+    for line in table:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+    total = read_correction_count(db, flt)
+    print(f"({len(rows)} of {total} corrections, from row {offset + 1})")
 
 
 def _clip(text: str, width: int) -> str:

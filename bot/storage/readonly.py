@@ -114,11 +114,24 @@ def read_mood_over_time(
     return series
 
 
+def _read_corrections(path: str | Path, query: Query, parse: Callable[[list[Any]], Any]) -> Any:
+    """:func:`_read` on the corrections table, which a database of an older version lacks."""
+    try:
+        return _read(path, query, parse)
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        raise StorageError(
+            f"{path} holds no corrections table: an older version of the bot wrote it; start "
+            "this version once to upgrade it"
+        ) from None
+
+
 def read_corrections(
     path: str | Path, flt: CorrectionFilter, *, limit: int = 10, offset: int = 0
 ) -> list[StoredCorrection]:
     """Like :meth:`Storage.corrections`, from a read-only connection."""
-    rows: list[StoredCorrection] = _read(
+    rows: list[StoredCorrection] = _read_corrections(
         path,
         fixes.corrections_query(flt, limit, offset),
         lambda rows: [fixes.row_to_correction(r) for r in rows],
@@ -128,7 +141,7 @@ def read_corrections(
 
 def read_correction_count(path: str | Path, flt: CorrectionFilter) -> int:
     """Like :meth:`Storage.count_corrections`, from a read-only connection."""
-    n: int = _read(path, fixes.count_query(flt), lambda rows: int(rows[0][0]))
+    n: int = _read_corrections(path, fixes.count_query(flt), lambda rows: int(rows[0][0]))
     return n
 
 
