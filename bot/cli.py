@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,6 +217,13 @@ def history_main(argv: Sequence[str] | None = None) -> int:
         "predictions, for review before sentiment-train --corrections; --guild and --user "
         "filter them",
     )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="with --corrections: write every correction that kept its text to FILE (CSV, "
+        "oldest first, text unchanged) for sentiment-train --corrections FILE",
+    )
     args = parser.parse_args(argv)
     # Every mistake in the arguments, one line each, before the database is opened.
     mistakes = _argument_mistakes(args)
@@ -247,7 +255,10 @@ def history_main(argv: Sequence[str] | None = None) -> int:
             fixes = CorrectionFilter(
                 guild_id=args.guild if args.guild is not None else ANY_GUILD, user_id=args.user
             )
-            print_corrections(db, fixes, args.limit, args.offset, as_csv=args.csv)
+            if args.export is not None:
+                export_corrections(db, fixes, args.export)
+            else:
+                print_corrections(db, fixes, args.limit, args.offset, as_csv=args.csv)
         elif args.stats:
             _print_stats(db, flt, as_csv=args.csv)
         else:
@@ -298,6 +309,8 @@ def _argument_mistakes(args: argparse.Namespace) -> list[str]:
         mistakes.append(f"--limit {args.limit} is out of range: give 1 to {MAX_ROWS}.")
     if not 0 <= args.offset <= MAX_ROWS:
         mistakes.append(f"--offset {args.offset} is out of range: give 0 to {MAX_ROWS}.")
+    if args.export is not None and not args.corrections:
+        mistakes.append("--export only applies with --corrections: --corrections --export FILE.")
     if args.corrections:
         for flag in ("channel", "mood", "days", "stats"):
             if getattr(args, flag) not in (None, False):
@@ -476,6 +489,30 @@ def print_corrections(
         print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
     total = read_correction_count(db, flt)
     print(f"({len(rows)} of {total} corrections, from row {offset + 1})")
+
+
+def export_corrections(db: Path, flt: CorrectionFilter, path: Path) -> None:
+    """Every correction matching ``flt`` that kept its text, oldest first, as CSV for
+    ``sentiment-train --corrections``: the text goes out unchanged (no spreadsheet guard: it is
+    training data), with the mood meant and the model's."""
+    rows = read_corrections(db, replace(flt, with_text=True), limit=MAX_ROWS)
+    rows.reverse()  # oldest first: the trainer keeps the latest correction of each text
+    try:
+        with path.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(("text", "mood", "model_mood", "model_version", "time_utc"))
+            writer.writerows(
+                (r.text, r.mood, r.model_mood, r.model_version, f"{r.created_at:%Y-%m-%d %H:%M:%S}")
+                for r in rows
+            )
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write --export {path} ({exc.strerror}); pick another file"
+        ) from None
+    print(
+        f"wrote {len(rows)} corrections with text to {path}; train on them with "
+        f"sentiment-train --corrections {path}"
+    )
 
 
 def _clip(text: str, width: int) -> str:

@@ -1,62 +1,77 @@
-"""The bot's corrections as training data (``sentiment-train --corrections DATABASE``): a small
-read-only reader of the bot's SQLite file, the held-out split, and the report of how the
-predictions on the held-out corrections moved.
+"""The bot's corrections as training data (``sentiment-train --corrections FILE``): the reader of
+the file the bot's operator CLI exports (``sentiment-history --corrections --export FILE``), the
+held-out split, and the report of how the predictions on the held-out corrections moved.
 
-The model side knows nothing of Discord and imports nothing of the bot: it reads one table of
-the database with :mod:`sqlite3`, opened read-only (safe while the bot runs), and needs only
-three of its columns: ``text`` (NULL where the text was not kept: such rows are skipped),
-``mood`` (the mood meant) and ``created_at``. Of several corrections of the same text, the
-latest wins.
+The model side knows nothing of Discord and reads no database: the bot exports its corrections
+that kept their text as CSV (a header naming at least ``text`` and ``mood``, the mood meant:
+negative, neutral or positive), oldest first; of several corrections of the same text, the
+latest wins. Given the bot's database itself, it says how to export it.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import csv
+import io
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from model.data import BINARY, CORRECTIONS, DataError, Dataset
+from model.data import BINARY, CORRECTIONS, THREE_WAY, DataError, Dataset
 
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
-_QUERY: Final = "SELECT text, mood FROM corrections WHERE text IS NOT NULL ORDER BY created_at, id"
 DEFAULT_HELD_OUT: Final = 0.3
 DEFAULT_WEIGHT: Final = 10.0
 
 
 def load_corrections(path: Path, classes: tuple[str, ...]) -> Dataset:
-    """The corrections with text in the bot's database at ``path``, labelled as ``classes``
-    (a binary model: the neutral ones are left out). DataError naming the file and the fix for
-    a missing file, one that is not a database, or one without corrections with text."""
+    """The corrections exported to ``path``, labelled as ``classes`` (a binary model: the
+    neutral ones are left out). DataError naming the file, the line and the fix for a missing
+    file, the bot's database given instead of its export, a malformed row, or no row."""
     try:
-        with path.open("rb") as file:
-            header = file.read(len(_SQLITE_HEADER))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(
-            f"--corrections {path}: no such file; give the bot's database (SENTIMENT_DB, by "
-            "default data/sentiment.db)"
+            f"--corrections {path}: no such file; export the bot's corrections with "
+            "sentiment-history --corrections --export FILE"
         ) from None
     except OSError as exc:
         raise DataError(f"--corrections {path}: cannot read it ({exc.strerror})") from None
-    if header != _SQLITE_HEADER:
-        raise DataError(f"--corrections {path} is not a SQLite database; give the bot's database")
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
-        try:
-            rows = conn.execute(_QUERY).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
+    if raw.startswith(_SQLITE_HEADER):
         raise DataError(
-            f"--corrections {path}: cannot read its corrections ({exc}); is it the bot's "
-            "database, and has a bot with corrections run on it?"
-        ) from None
+            f"--corrections {path} is the bot's database; export its corrections first: "
+            f"sentiment-history --db {path} --corrections --export corrections.csv, then pass "
+            "--corrections corrections.csv"
+        )
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"--corrections {path} is not UTF-8 text; export it again") from None
+    reader = csv.reader(io.StringIO(content, newline=""))
+    header = [name.strip().lower() for name in next(reader, [])]
+    if "text" not in header or "mood" not in header:
+        raise DataError(
+            f"--corrections {path}: the first line must name the columns text and mood (as "
+            "sentiment-history --corrections --export writes them)"
+        )
+    text_at, mood_at = header.index("text"), header.index("mood")
     latest: dict[str, str] = {}
-    for text, mood in rows:
-        latest.pop(text, None)  # re-inserted: the latest correction of a text wins, in order
-        latest[text] = mood
+    for row in reader:
+        if not row:
+            continue
+        line = reader.line_num
+        if len(row) <= max(text_at, mood_at):
+            raise DataError(f"{path}:{line}: the row has {len(row)} columns, not {len(header)}")
+        text, mood = row[text_at], row[mood_at].strip()
+        if mood not in THREE_WAY:
+            raise DataError(
+                f"{path}:{line}: mood {mood!r} is not negative, neutral or positive; fix the row "
+                "or export the file again"
+            )
+        if text.strip():
+            latest.pop(text, None)  # re-inserted: the latest correction of a text wins
+            latest[text] = mood
     kept = [(text, mood) for text, mood in latest.items() if mood in classes]
     if not kept:
         raise DataError(
@@ -120,7 +135,7 @@ def format_corrections_report(report: dict[str, Any]) -> str:
     gain = (after["accuracy"] - before["accuracy"]) * 100
     return "\n".join(
         [
-            f"corrections ({report['database']}): {report['rows']} with text, "
+            f"corrections ({report['file']}): {report['rows']} with text, "
             f"{report['trained_on']} trained on (weight {report['weight']:g} each), "
             f"{report['held_out']} held out",
             f"  held-out accuracy {before['accuracy']:.1%} -> {after['accuracy']:.1%} "

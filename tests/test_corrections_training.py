@@ -1,6 +1,6 @@
-"""``sentiment-train --corrections DATABASE``: the bot's corrections with text join the training
-rows, a share is held out, and the report says how the predictions on those moved; and the
-operator's listing, ``sentiment-history --corrections``."""
+"""``sentiment-history --corrections --export FILE`` then ``sentiment-train --corrections FILE``:
+the bot's corrections with text join the training rows, a share is held out, and the report
+says how the predictions on those moved; and the operator's listing for review."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from bot.cli import history_main
 from bot.storage import CorrectionRecord, Storage
 from model.cli.train import train_main
 from model.corrections import load_corrections, split_held_out
-from model.data import BINARY, THREE_WAY, DataError
+from model.data import BINARY, THREE_WAY
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 # Gamers' praise that a model trained on film reviews reads as negative: each one corrected
@@ -66,6 +66,11 @@ def corrections_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_database(path, records)
 
 
+def export(db: Path, target: Path) -> Path:
+    assert history_main(["--db", str(db), "--corrections", "--export", str(target)]) == 0
+    return target
+
+
 def test_the_reader_takes_the_latest_correction_of_each_text(tmp_path: Path) -> None:
     db = make_database(
         tmp_path / "bot.db",
@@ -74,14 +79,16 @@ def test_the_reader_takes_the_latest_correction_of_each_text(tmp_path: Path) -> 
             correction(1, "meh", "neutral"),  # someone else, later: wins
             correction(2, "fine", "neutral"),
             correction(3, None),
+            correction(4, 'a "quoted",\ttabbed\nline', "negative"),  # exported unchanged
         ],
     )
+    db = export(db, tmp_path / "fixes.csv")
     data = load_corrections(db, THREE_WAY)
-    assert data.texts == ["meh", "fine"] and data.labels.tolist() == [1, 1]
-    with pytest.raises(DataError, match="no correction with text and a polar mood"):
-        load_corrections(db, BINARY)  # a binary model has no neutral
+    assert data.texts == ["meh", "fine", 'a "quoted",\ttabbed\nline']
+    assert data.labels.tolist() == [1, 1, 0]
+    assert len(load_corrections(db, BINARY)) == 1  # a binary model has no neutral
     train, held = split_held_out(load_corrections(db, THREE_WAY), 0.3, seed=0)
-    assert len(train) == 1 and len(held) == 1
+    assert len(train) == 2 and len(held) == 1
 
 
 def test_bad_corrections_files_get_one_line(
@@ -89,11 +96,20 @@ def test_bad_corrections_files_get_one_line(
 ) -> None:
     base = ["--data-dir", str(sst2_dir), "--limit", "10", "--quiet",
             "--output", str(tmp_path / "m.safetensors")]  # fmt: skip
-    assert train_main([*base, "--corrections", str(tmp_path / "missing.db")]) == 2
-    assert "no such file; give the bot's database" in capsys.readouterr().err
-    (tmp_path / "notes.txt").write_text("hello")
+    assert train_main([*base, "--corrections", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file; export the bot's corrections with" in capsys.readouterr().err
+    db = make_database(tmp_path / "bot.db", [correction(0, "meh", "neutral")])
+    assert train_main([*base, "--corrections", str(db)]) == 2
+    assert f"sentiment-history --db {db} --corrections --export" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("text,mood\nfine,happy\n")
     assert train_main([*base, "--corrections", str(tmp_path / "notes.txt")]) == 2
-    assert "is not a SQLite database" in capsys.readouterr().err
+    assert "notes.txt:2: mood 'happy' is not negative, neutral or positive" in (
+        capsys.readouterr().err
+    )
+    fixes = export(db, tmp_path / "fixes.csv")  # neutral only: nothing for a binary model
+    capsys.readouterr()
+    assert train_main([*base, "--corrections", str(fixes)]) == 2
+    assert "no correction with text and a polar mood" in capsys.readouterr().err
     assert train_main([*base, "--corrections-weight", "5"]) == 2
     assert "only applies with --corrections" in capsys.readouterr().err
 
@@ -109,7 +125,7 @@ def test_training_on_corrections_moves_the_held_out_ones_towards_the_mood_meant(
     argv = ["--task", "three-way", "--data-dir", str(sst2_dir), "--chat-data",
             str(goemotions_dir), "--limit", "100", "--cache-dir", str(tmp_path / "cache"),
             "--quiet", "--C", "0.1", "1", "--precision", "fp32", "--output", str(output),
-            "--corrections", str(corrections_db)]  # fmt: skip
+            "--corrections", str(export(corrections_db, tmp_path / "fixes.csv"))]  # fmt: skip
     assert train_main(argv) == 0
     out = capsys.readouterr().out
     report = json.loads(output.with_suffix(".report.json").read_text())["corrections"]

@@ -12,7 +12,14 @@ from typing import Any, Literal
 
 from bot.storage import corrections as fixes
 from bot.storage.backend import Backend
-from bot.storage.corrections import CorrectionFilter, CorrectionRecord, StoredCorrection
+from bot.storage.corrections import (
+    ID_SQL,
+    UPSERT_SQL,
+    CorrectionFilter,
+    CorrectionRecord,
+    StoredCorrection,
+    correction_params,
+)
 from bot.storage.privacy import Privacy, load_opt_outs
 from bot.storage.queries import (
     STATS_QUERIES,
@@ -239,8 +246,8 @@ class Storage:
             # come first (and refuse it here) or after (and delete it).
             if not self._privacy.accepts_correction(record):
                 return None
-            await tx.execute(fixes.UPSERT_SQL, fixes.correction_params(record))
-            rows = await tx.execute_fetchall(fixes.ID_SQL, [record.prediction_id, record.user_id])
+            await tx.execute(UPSERT_SQL, correction_params(record))
+            rows = await tx.execute_fetchall(ID_SQL, [record.prediction_id, record.user_id])
         return int(rows[0][0])
 
     async def corrections(

@@ -36,6 +36,25 @@ TOMBSTONES_KEPT: Final = 10_000
 _CHUNK: Final = 500  # ids per DELETE ... IN (...) statement
 
 
+# The retention purge, per table: (a guild with its own retention, the default for the others
+# and direct messages, whether the rows count in what purge returns). Corrections are kept no
+# longer than predictions; the count is of predictions, as it always was.
+_PURGES: Final = (
+    (
+        "DELETE FROM predictions WHERE guild_id = ? AND created_at < ?",
+        "DELETE FROM predictions WHERE created_at < ? AND (guild_id IS NULL OR guild_id NOT IN"
+        " (SELECT guild_id FROM guild_settings WHERE retention_days IS NOT NULL))",
+        True,
+    ),
+    (
+        "DELETE FROM corrections WHERE guild_id = ? AND created_at < ?",
+        "DELETE FROM corrections WHERE created_at < ? AND (guild_id IS NULL OR guild_id NOT IN"
+        " (SELECT guild_id FROM guild_settings WHERE retention_days IS NOT NULL))",
+        False,
+    ),
+)
+
+
 def _placeholders(n: int) -> str:
     return ", ".join("?" * n)
 
@@ -168,20 +187,11 @@ class Privacy:
                 "SELECT guild_id, retention_days FROM guild_settings"
                 " WHERE retention_days IS NOT NULL"
             )
-            for table in ("predictions", "corrections"):  # corrections: kept no longer
-                counted = table == "predictions"  # the count is of predictions
+            for by_guild, by_default, counted in _PURGES:
                 for guild_id, days in custom:
-                    n = await tx.execute(
-                        f"DELETE FROM {table} WHERE guild_id = ? AND created_at < ?",
-                        [guild_id, to_ts(now - timedelta(days=days))],
-                    )
+                    n = await tx.execute(by_guild, [guild_id, to_ts(now - timedelta(days=days))])
                     deleted += n if counted else 0
                 if default_days is not None:
-                    n = await tx.execute(
-                        f"DELETE FROM {table} WHERE created_at < ? AND (guild_id IS NULL OR"
-                        " guild_id NOT IN (SELECT guild_id FROM guild_settings"
-                        " WHERE retention_days IS NOT NULL))",
-                        [to_ts(now - timedelta(days=default_days))],
-                    )
+                    n = await tx.execute(by_default, [to_ts(now - timedelta(days=default_days))])
                     deleted += n if counted else 0
         return deleted

@@ -286,10 +286,10 @@ def train_parser() -> argparse.ArgumentParser:
     fixes.add_argument(
         "--corrections",
         type=Path,
-        metavar="DATABASE",
-        help="the bot's database: its corrections that kept their text are added to training; "
-        "a share is held out, and the report shows the accuracy on those before (the same "
-        "training without corrections) and after",
+        metavar="FILE",
+        help="the bot's corrections that kept their text, as exported by sentiment-history "
+        "--corrections --export FILE: added to training; a share is held out, and the report "
+        "shows the accuracy on those before (the same training without corrections) and after",
     )
     fixes.add_argument(
         "--corrections-held-out",

@@ -138,7 +138,7 @@ def _check_flags(args: argparse.Namespace) -> None:
         ("--corrections-weight", args.corrections_weight is not None),
     ):
         if given and args.corrections is None:
-            raise UsageError(f"{flag} only applies with --corrections DATABASE.")
+            raise UsageError(f"{flag} only applies with --corrections FILE.")
     if chat_flags and args.task != "three-way":
         raise UsageError(f"{', '.join(chat_flags)} only apply with --task three-way.")
 
@@ -338,7 +338,7 @@ def _fit_with_corrections(
     cache = embedding_cache(args, settings, encoder)
     x_held = embed(encoder, held, cache, progress=False, desc="Embedding held-out corrections")
     report = {
-        "database": str(args.corrections),
+        "file": str(args.corrections),
         "rows": len(corrections),
         "trained_on": len(fit_part),
         "weight": weight,
@@ -352,7 +352,7 @@ def _fit_with_corrections(
     }
     after.report["corrections"] = report
     after.artifact.training["corrections"] = {
-        "database": Path(args.corrections).name,
+        "file": Path(args.corrections).name,
         "trained_on": len(fit_part),
         "held_out": len(held),
         "weight": weight,
