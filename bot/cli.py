@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,11 @@ import discord
 from bot.config import Settings
 from bot.storage import (
     ANY_GUILD,
+    CorrectionFilter,
     HistoryFilter,
     StorageError,
+    read_correction_count,
+    read_corrections,
     read_count,
     read_export,
     read_history,
@@ -210,6 +214,20 @@ def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-histo
         help="a member's data-access request: print as JSON every row held about USER_ID in "
         "--guild (what /my-data sends them); redirect it to a file",
     )
+    parser.add_argument(
+        "--corrections",
+        action="store_true",
+        help='the corrections people made ("I meant ...", "Correct sentiment") instead of '
+        "predictions, for review before sentiment-train --corrections; --guild and --user "
+        "filter them",
+    )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="with --corrections: write every correction that kept its text to FILE (CSV, "
+        "oldest first, text unchanged) for sentiment-train --corrections FILE",
+    )
     args = parser.parse_args(argv)
     # Every mistake in the arguments, one line each, before the database is opened.
     mistakes = _argument_mistakes(args)
@@ -246,6 +264,14 @@ def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-histo
                 f"({summary.size_bytes} bytes)",
                 file=sys.stderr,
             )
+        elif args.corrections:
+            fixes = CorrectionFilter(
+                guild_id=args.guild if args.guild is not None else ANY_GUILD, user_id=args.user
+            )
+            if args.export is not None:
+                export_corrections(db, fixes, args.export)
+            else:
+                print_corrections(db, fixes, args.limit, args.offset, as_csv=args.csv)
         elif args.stats:
             _print_stats(db, flt, as_csv=args.csv)
         else:
@@ -300,7 +326,7 @@ def _argument_mistakes(args: argparse.Namespace) -> list[str]:
             )
         others = [
             f"--{flag.replace('_', '-')}"
-            for flag in ("user", "channel", "mood", "days", "csv", "stats")
+            for flag in ("user", "channel", "mood", "days", "csv", "stats", "corrections", "export")
             if getattr(args, flag) not in (None, False)
         ]
         if others:
@@ -316,6 +342,15 @@ def _argument_mistakes(args: argparse.Namespace) -> list[str]:
         mistakes.append(f"--limit {args.limit} is out of range: give 1 to {MAX_ROWS}.")
     if not 0 <= args.offset <= MAX_ROWS:
         mistakes.append(f"--offset {args.offset} is out of range: give 0 to {MAX_ROWS}.")
+    if args.export is not None and not args.corrections:
+        mistakes.append("--export only applies with --corrections: --corrections --export FILE.")
+    if args.corrections:
+        for flag in ("channel", "mood", "days", "stats"):
+            if getattr(args, flag) not in (None, False):
+                mistakes.append(
+                    f"--{flag} and --corrections do not go together: corrections are filtered "
+                    "by --guild and --user only."
+                )
     return mistakes
 
 
@@ -434,6 +469,83 @@ def _print_stats(db: Path, flt: HistoryFilter, *, as_csv: bool) -> None:
         print(f"  {mood:<8} {n:>8}  {share:6.1%}  {'█' * round(share * 40)}")
     if unread:
         print(f"  {NOT_READ:<8} {unread:>8}  (no mood: no words the model knows, or not English)")
+
+
+CORRECTION_COLUMNS = (
+    "id",
+    "time_utc",
+    "guild",
+    "channel",
+    "message",
+    "user",
+    "author",
+    "corrected",
+    "mood",
+    "model_mood",
+    "model",
+    "text",
+)
+CORRECTED = {"auto": "reaction", "command": "/sentiment", "context_menu": "menu"}
+
+
+def print_corrections(
+    db: Path, flt: CorrectionFilter, limit: int, offset: int, *, as_csv: bool
+) -> None:
+    """The corrections, newest first: who corrected what, the mood meant and the model's."""
+    rows = [
+        (
+            str(r.id),
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(r.guild_id or "DM"),
+            str(r.channel_id or ""),
+            str(r.message_id or ""),
+            str(r.user_id),
+            str(r.author_id or ""),
+            CORRECTED[r.source],
+            r.mood,
+            r.model_mood,
+            r.model_version,
+            r.text or "",
+        )
+        for r in read_corrections(db, flt, limit=limit, offset=offset)
+    ]
+    if as_csv:
+        visible = sys.stdout.isatty()
+        writer = csv.writer(sys.stdout)
+        writer.writerow(CORRECTION_COLUMNS)
+        writer.writerows([_csv_cell(_visible(c) if visible else c) for c in row] for row in rows)
+        return
+    table = [(*row[:10], _visible(row[10]), _clip(row[11], 40)) for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(CORRECTION_COLUMNS)]
+    print("  ".join(c.ljust(w) for c, w in zip(CORRECTION_COLUMNS, widths, strict=True)))
+    for line in table:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+    total = read_correction_count(db, flt)
+    print(f"({len(rows)} of {total} corrections, from row {offset + 1})")
+
+
+def export_corrections(db: Path, flt: CorrectionFilter, path: Path) -> None:
+    """Every correction matching ``flt`` that kept its text, oldest first, as CSV for
+    ``sentiment-train --corrections``: the text goes out unchanged (no spreadsheet guard: it is
+    training data), with the mood meant and the model's."""
+    rows = read_corrections(db, replace(flt, with_text=True), limit=MAX_ROWS)
+    rows.reverse()  # oldest first: the trainer keeps the latest correction of each text
+    try:
+        with path.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(("text", "mood", "model_mood", "model_version", "time_utc"))
+            writer.writerows(
+                (r.text, r.mood, r.model_mood, r.model_version, f"{r.created_at:%Y-%m-%d %H:%M:%S}")
+                for r in rows
+            )
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write --export {path} ({exc.strerror}); pick another file"
+        ) from None
+    print(
+        f"wrote {len(rows)} corrections with text to {path}; train on them with "
+        f"sentiment-train --corrections {path}"
+    )
 
 
 def _clip(text: str, width: int) -> str:

@@ -18,6 +18,7 @@ from bot.alert_service import AlertService
 from bot.alerts import Notice
 from bot.cogs.alerts import post_notice
 from bot.config import Settings
+from bot.corrections import CorrectionService
 from bot.inference import InferenceService
 from bot.interactions import command_name, friendly_error, send, undeliverable
 from bot.monitor import LoopLagMonitor, percentile
@@ -27,7 +28,13 @@ from model import SentimentClassifier, explain
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.sentiment", "bot.cogs.history", "bot.cogs.admin", "bot.cogs.privacy")
+EXTENSIONS = (
+    "bot.cogs.sentiment",
+    "bot.cogs.history",
+    "bot.cogs.admin",
+    "bot.cogs.privacy",
+    "bot.cogs.corrections",
+)
 PURGE_EVERY_HOURS = 6
 HANDLER_GRACE_S = 10.0  # on shutdown, how long event handlers may take to finish their replies
 STATS_LOG_EVERY_S = 600.0  # how often event-loop lag and inference counters are logged (INFO)
@@ -82,6 +89,7 @@ class SentimentBot(commands.Bot):
             explainer=lambda text, prediction: explain(classifier, text, prediction=prediction),
         )
         self.alerts = AlertService(storage, self._post_notice, interval=settings.alert_check_s)
+        self.corrections = CorrectionService(storage)
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False  # close() was called: handlers take no new work
         # Event-loop lag (started in setup_hook); logged with the inference counters.

@@ -1,5 +1,6 @@
 """The bot's rules, as plain functions on plain values: which messages it reacts to, with which
-emoji, under which band, and whose text it keeps.
+emoji, under which band, whose text it keeps, and who may correct a mood (and what becomes of
+the reaction then).
 
 No I/O and no discord objects: the cogs translate a Discord event into these values, and
 :class:`bot.mood.MoodService` reads the facts (the guild's settings, the opt-outs) and applies
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.storage import GuildSettings, Source
+from bot.storage import GuildSettings, Mood, Source
 from model import Prediction
 
 Band = tuple[float, float]
@@ -105,9 +106,16 @@ class ReplayGuard:
 def reaction_emoji(prediction: Prediction, settings: GuildSettings) -> str | None:
     """The emoji to react with, or None: silent on a text the model did not read, and on a
     neutral one (which includes a polar one it is not confident enough of)."""
-    if not prediction.read or prediction.mood == "neutral":
+    if not prediction.read:
         return None
-    return settings.positive_emoji if prediction.mood == "positive" else settings.negative_emoji
+    return mood_emoji(prediction.mood, settings)
+
+
+def mood_emoji(mood: Mood, settings: GuildSettings) -> str | None:
+    """The guild's reaction for a mood; None for neutral (no reaction)."""
+    if mood == "neutral":
+        return None
+    return settings.positive_emoji if mood == "positive" else settings.negative_emoji
 
 
 def guild_band(settings: GuildSettings | None, model_band: Band) -> Band:
@@ -122,3 +130,44 @@ def keeps_text(source: Source, settings: GuildSettings | None) -> bool:
     """Whether a prediction's text is stored: text typed into /sentiment always; a member's
     message (an automatic reaction, the context menu) only where the guild switched it on."""
     return source == "command" or (settings is not None and settings.store_auto_text)
+
+
+# -- corrections -------------------------------------------------------------------------------
+
+NOT_YOUR_ANSWER = (
+    "Only the person who asked can say what they meant. Ask yourself with /sentiment or the "
+    '"Analyze sentiment" menu.'
+)
+NOT_A_MODERATOR = (
+    "Only members with the Manage Messages permission in this channel can correct the bot's "
+    'reactions. Use "Analyze sentiment" to see what the bot reads.'
+)
+
+
+def answer_correction_refusal(presser_id: int, asker_id: int) -> str | None:
+    """Why ``presser_id`` may not press "that's what I meant" under the answer given to
+    ``asker_id``, or None: only the person who asked says what they meant."""
+    return None if presser_id == asker_id else NOT_YOUR_ANSWER
+
+
+def reaction_correction_refusal(manage_messages: bool) -> str | None:
+    """Why someone may not correct an automatic reaction, or None: it takes Manage Messages
+    (in the message's channel), the permission to remove others' reactions."""
+    return None if manage_messages else NOT_A_MODERATOR
+
+
+def shown_mood(model_mood: Mood, corrected: Mood | None) -> Mood:
+    """The mood a message's reaction shows now: the latest correction's, else the model's."""
+    return corrected if corrected is not None else model_mood
+
+
+def reaction_change(
+    shown: Mood, meant: Mood, settings: GuildSettings
+) -> tuple[str | None, str | None]:
+    """What a correction does to the bot's reaction: (emoji to remove, emoji to add), each None
+    when there is nothing to do; (None, None) when the reaction stays as it is (the same mood,
+    or two moods shown alike)."""
+    old, new = mood_emoji(shown, settings), mood_emoji(meant, settings)
+    if old == new:
+        return None, None
+    return old, new

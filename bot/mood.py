@@ -121,6 +121,7 @@ class MoodService:
         author_id: int | None = None,
         private: bool = False,
         save_timeout: float | None = None,
+        created_at: datetime | None = None,
     ) -> Prediction:
         """Predict (automatic work may be shed: :class:`bot.inference.Overloaded`) and log it.
 
@@ -133,6 +134,9 @@ class MoodService:
         ``save_timeout``: wait at most this long for the commit; past it, raise
         :class:`NotSavedError` with ``queued`` True (the record stays queued and is written
         when the database recovers). None: wait as long as the writer retries.
+
+        ``created_at``: the time the row is logged with (default now); an answer's buttons
+        find their row again by it (``Storage.prediction_at``).
         """
         prediction = await self.inference.predict(text, sheddable=source == "auto")
         if band is not None:
@@ -148,7 +152,7 @@ class MoodService:
             p_positive=prediction.p_positive,
             in_band=prediction.in_band,
             model_version=self.model_version,
-            created_at=datetime.now(UTC),
+            created_at=created_at or datetime.now(UTC),
             text=text if store_text else None,
             p_negative=probabilities[0] if probabilities is not None else None,
             p_neutral=probabilities[1] if probabilities is not None else None,

@@ -339,6 +339,11 @@ _EXPORT_WORDS: Mapping[str, tuple[str, str]] = {
         "prediction by others on your messages",
         "predictions by others on your messages",
     ),
+    "corrections": ("correction you made", "corrections you made"),
+    "corrections_by_others": (
+        "correction by moderators on your messages",
+        "corrections by moderators on your messages",
+    ),
 }
 
 

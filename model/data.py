@@ -13,7 +13,7 @@ import io
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -40,6 +40,7 @@ class DataError(Exception):
 
 BINARY: tuple[str, ...] = ("negative", "positive")
 THREE_WAY: tuple[str, ...] = ("negative", "neutral", "positive")
+CORRECTIONS = "corrections"  # the origin of training rows from the bot's corrections
 
 
 @dataclass(frozen=True)
@@ -125,31 +126,45 @@ class Dataset:
 
 
 def row_weights(
-    data: Dataset, shares: dict[str, float] | None, *, balance_classes: bool = False
+    data: Dataset,
+    shares: dict[str, float] | None,
+    *,
+    balance_classes: bool = False,
+    fixed: Mapping[str, float] | None = None,
 ) -> NDArray[np.float64] | None:
     """Per-row loss weights that give each part of a mixture (``data.origin``) its share of
     the total weight, e.g. ``{"sst2": 0.5, "chat": 0.5}``; rows of one part weigh the same, or
     with ``balance_classes`` each class within a part gets an equal share of that part's
-    weight. The weights average 1. None (every row weighs 1) without shares."""
-    if shares is None:
+    weight. The weights average 1. None (every row weighs 1) without shares.
+
+    ``fixed`` names parts whose rows each weigh a set amount, outside the shares (e.g.
+    ``{"corrections": 10.0}``: each correction counts as ten ordinary rows); the weights of
+    the other rows then average 1 (every one 1 without shares)."""
+    fixed = dict(fixed or {})
+    if shares is None and not fixed:
         return None
     if data.origin is None:
         raise DataError("weighting by source needs rows that say where they come from")
     origin = np.asarray(data.origin, dtype=object)
-    unknown = sorted(set(data.origin) - set(shares))
-    if unknown:
-        raise DataError(f"no weight given for rows from {', '.join(unknown)}")
-    total = sum(shares[name] for name in set(data.origin))
-    weights = np.zeros(len(data), dtype=np.float64)
-    for name in set(data.origin):
-        members = origin == name
-        if not balance_classes:
-            weights[members] = shares[name] / total * len(data) / int(members.sum())
-            continue
-        present = np.unique(data.labels[members])
-        for label in present:
-            rows = members & (data.labels == label)
-            weights[rows] = shares[name] / total / len(present) * len(data) / int(rows.sum())
+    weights = np.ones(len(data), dtype=np.float64)
+    parts = set(data.origin) - set(fixed)
+    if shares is not None:
+        unknown = sorted(parts - set(shares))
+        if unknown:
+            raise DataError(f"no weight given for rows from {', '.join(unknown)}")
+        n = sum(1 for o in data.origin if o in parts)  # the rows the shares divide
+        total = sum(shares[name] for name in parts)
+        for name in parts:
+            members = origin == name
+            if not balance_classes:
+                weights[members] = shares[name] / total * n / int(members.sum())
+                continue
+            present = np.unique(data.labels[members])
+            for label in present:
+                rows = members & (data.labels == label)
+                weights[rows] = shares[name] / total / len(present) * n / int(rows.sum())
+    for name, weight in fixed.items():
+        weights[origin == name] = weight
     return weights
 
 

@@ -26,7 +26,7 @@ from model.artifact import Artifact, softmax
 from model.cache import EmbeddingCache
 from model.chateval import ChatSet, evaluate_chat
 from model.classifier import SentimentClassifier, sigmoid
-from model.data import THREE_WAY, Dataset, digest_all, row_weights
+from model.data import CORRECTIONS, THREE_WAY, Dataset, digest_all, row_weights
 from model.encoder import Encoder
 from model.metrics import (
     choose_band,
@@ -58,6 +58,8 @@ class TrainOptions:
     chat_share: float | None = None  # three-way: share of the training weight on chat rows
     chat_mapping: dict[str, str] | None = None  # three-way: how GoEmotions was mapped to moods
     balance_classes: bool = False  # three-way: each mood an equal share of its source's weight
+    # Each training row from the bot's corrections (origin "corrections") weighs this much.
+    corrections_weight: float = 1.0
 
 
 @dataclass
@@ -100,11 +102,12 @@ def fit_logistic(
     y_dev: NDArray[np.int64],
     options: TrainOptions,
     log: Log = print,
+    sample_weight: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float64], float, float, list[dict[str, float]]]:
     """Standardise + LogisticRegression for each C; keep the best on dev (ties: smaller C).
 
     Returns weights and intercept on the raw embedding (the scaler folded in), the chosen C,
-    and the search table.
+    and the search table. ``sample_weight``: per-row loss weights (None: all 1).
     """
 
     def fit(c: float) -> Any:
@@ -112,7 +115,9 @@ def fit_logistic(
             StandardScaler(),
             LogisticRegression(C=c, max_iter=options.max_iter, random_state=options.random_state),
         )
-        return pipe.fit(x_train, y_train)
+        if sample_weight is None:
+            return pipe.fit(x_train, y_train)
+        return pipe.fit(x_train, y_train, logisticregression__sample_weight=sample_weight)
 
     if not options.c_grid:
         raise ValueError("the C grid is empty")
@@ -207,7 +212,7 @@ def train_classifier(
     log(f"fitting logistic regression on {len(train)} rows, C chosen on dev:")
     t0 = time.perf_counter()
     coef, intercept, chosen_c, search = fit_logistic(
-        x_train, train.labels, x_dev, dev.labels, options, log
+        x_train, train.labels, x_dev, dev.labels, options, log, corrections_weights(train, options)
     )
     timings["fit_s"] = time.perf_counter() - t0
 
@@ -269,6 +274,14 @@ def train_classifier(
         "timings": timings,
     }
     return TrainResult(artifact, report, timings)
+
+
+def corrections_weights(train: Dataset, options: TrainOptions) -> NDArray[np.float64] | None:
+    """Loss weights for a binary fit: None (all 1) unless the rows include corrections, which
+    then weigh ``options.corrections_weight`` each."""
+    if train.origin is None or CORRECTIONS not in train.origin:
+        return None
+    return row_weights(train, None, fixed={CORRECTIONS: options.corrections_weight})
 
 
 def fit_temperature_softmax(y: NDArray[np.int64], z: NDArray[np.float64]) -> float:
@@ -366,6 +379,7 @@ def train_three_way(
         train,
         {"sst2": 1.0 - options.chat_share, "chat": options.chat_share},
         balance_classes=options.balance_classes,
+        fixed={CORRECTIONS: options.corrections_weight},
     )
     assert weights is not None
     sst_dev_y = (sst_dev.labels == 2).astype(np.int64)
@@ -418,7 +432,8 @@ def train_three_way(
         "train_rows": len(train),
         "train_rows_by_source": {
             name: int(sum(1 for o in (train.origin or ()) if o == name))
-            for name in ("sst2", "chat")
+            for name in ("sst2", "chat", CORRECTIONS)
+            if name != CORRECTIONS or CORRECTIONS in (train.origin or ())
         },
         "train_rows_by_mood": dict(
             zip(THREE_WAY, np.bincount(train.labels, minlength=3).tolist(), strict=True)

@@ -18,6 +18,7 @@ from bot.storage import (
     ANY_GUILD,
     GUILD_DATA,
     SECTIONS,
+    CorrectionRecord,
     HistoryFilter,
     PredictionRecord,
     Storage,
@@ -103,6 +104,66 @@ async def two_members(store: Storage) -> None:
 # --- the export ------------------------------------------------------------------------------
 
 
+def fix(**changes: Any) -> CorrectionRecord:
+    values: dict[str, Any] = {
+        "prediction_id": 1,
+        "guild_id": GUILD,
+        "channel_id": 10,
+        "message_id": None,
+        "user_id": ALICE,
+        "author_id": ALICE,
+        "source": "command",
+        "mood": "positive",
+        "model_mood": "negative",
+        "model_version": "test-1",
+        "created_at": T0,
+        "text": None,
+    }
+    values.update(changes)
+    return CorrectionRecord(**values)
+
+
+async def test_the_export_holds_the_members_corrections_and_no_one_elses_words(
+    store: Storage,
+) -> None:
+    await two_members(store)
+    # Alice: "I meant positive" on her own /sentiment (her words, kept)
+    assert await store.add_correction(fix(prediction_id=4, text="alice typed this")) is not None
+    # Bob, a moderator, corrects the bot's reading of Alice's message: her words
+    bob_on_alice = fix(
+        prediction_id=2, message_id=1001, source="auto", user_id=BOB, text="alice again"
+    )
+    assert await store.add_correction(bob_on_alice) is not None
+    # Alice, a moderator, corrects Bob's message: Bob's words
+    alice_on_bob = fix(
+        prediction_id=5, message_id=2000, author_id=BOB, source="auto", text="bob's secret words"
+    )
+    assert await store.add_correction(alice_on_bob) is not None
+    # Carol's own, and Alice's in another guild: in neither export below
+    assert await store.add_correction(fix(prediction_id=9, user_id=CAROL, author_id=CAROL))
+    assert await store.add_correction(fix(prediction_id=10, guild_id=OTHER_GUILD, text="far"))
+
+    alice, summary = await export(store, GUILD, ALICE)
+    assert [(c["message_id"], c["text"]) for c in alice["corrections"]] == [
+        (None, "alice typed this"),
+        ("2000", None),  # Bob's words are not hers to take
+    ]
+    assert [(c["message_id"], c["text"]) for c in alice["corrections_by_others"]] == [
+        ("1001", "alice again")
+    ]
+    assert summary.counts["corrections"] == 2 and summary.counts["corrections_by_others"] == 1
+    dumped = json.dumps(alice)
+    assert "bob's secret words" not in dumped and "far" not in dumped
+    assert str(BOB) not in dumped and str(CAROL) not in dumped  # who corrected is not shown
+
+    bob, _ = await export(store, GUILD, BOB)
+    assert [(c["message_id"], c["text"]) for c in bob["corrections"]] == [("1001", None)]
+    assert [(c["message_id"], c["text"]) for c in bob["corrections_by_others"]] == [
+        ("2000", "bob's secret words")
+    ]
+    assert "alice" not in json.dumps(bob["corrections"])
+
+
 async def test_export_holds_exactly_the_members_rows_of_this_guild(store: Storage) -> None:
     await two_members(store)
     data, summary = await export(store, GUILD, ALICE)
@@ -126,6 +187,8 @@ async def test_export_holds_exactly_the_members_rows_of_this_guild(store: Storag
         == {
             "predictions": 5,
             "predictions_by_others": 1,
+            "corrections": 0,
+            "corrections_by_others": 0,
             "opt_out": 0,
         }
     )
@@ -369,15 +432,15 @@ async def test_reconcile_catches_up_with_what_happened_while_offline(store: Stor
 
 
 async def test_a_new_per_user_table_is_one_more_section(store: Storage) -> None:
-    """E.g. corrections: one Section (its query and its JSON) and the export, its counts and
-    the summary line follow."""
+    """One Section (its query and its JSON) and the export, its counts and the summary line
+    follow (as corrections were added)."""
     from bot.render import member_data_line
     from bot.storage import Section
 
     await two_members(store)
     notes = Section(
-        name="corrections",
-        about="Corrections you made.",
+        name="notes",
+        about="Notes about you.",
         sql="SELECT id, label FROM predictions WHERE guild_id IS ? AND user_id = ?"
         " AND id > ? ORDER BY id LIMIT ?",
         params=lambda guild_id, user_id: [guild_id, user_id],
@@ -397,11 +460,11 @@ async def test_a_new_per_user_table_is_one_more_section(store: Storage) -> None:
     except StopIteration as stop:
         summary = stop.value
     data = json.loads(out.getvalue())
-    assert [c["label"] for c in data["corrections"]] == ["positive", "positive"]
-    assert data["counts"]["corrections"] == 2 == summary.counts["corrections"]
+    assert [c["label"] for c in data["notes"]] == ["positive", "positive"]
+    assert data["counts"]["notes"] == 2 == summary.counts["notes"]
     line = member_data_line(summary.counts, opted_out=False, where="Test", attached="x.json")
     assert line == (
         "Everything the bot holds about you in Test: 2 predictions you made, 1 prediction by "
-        "others on your messages, 2 corrections; not opted out; attached: `x.json`. "
-        "`/forget-me` erases it."
+        "others on your messages, 0 corrections you made, 0 corrections by moderators on your "
+        "messages, 2 notes; not opted out; attached: `x.json`. `/forget-me` erases it."
     )

@@ -228,6 +228,52 @@ def test_a_scripted_session_reacts_answers_and_saves_the_chart(tmp_path: Path) -
     assert is_sandbox_database(tmp_path / "sandbox.db")  # so a later --fresh may delete it
 
 
+CORRECTION_SCRIPT = """\
+this is terrible and I hate it
+:correct 1
+:click positive
+/sentiment that boss fight was sick
+:click positive
+:as alice
+:correct 1
+:quit
+"""
+
+
+def test_a_session_shows_corrections(tmp_path: Path) -> None:
+    """A moderator's "Correct sentiment" replaces the reaction; "I meant ..." under an answer
+    is stored; a member without Manage Messages does not get the menu."""
+    output = run_sandbox(tmp_path, CORRECTION_SCRIPT)
+    assert "#1 · bot reacted 👎" in output
+    assert "The bot read this message as negative and reacted 👎" in output
+    assert "[buttons: positive · neutral · negative]" in output
+    assert "Reaction changed: 👎 → 👍" in output
+    assert "I meant positive" in output  # the buttons under the /sentiment answer
+    assert "Thanks: noted that" in output
+    assert "error: alice cannot use 'Correct sentiment': it needs Manage Messages" in output
+    assert "! the bot logged an error" not in output
+
+
+def run_sandbox(tmp_path: Path, script: str) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("SENTIMENT_ARTIFACT", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.sandbox.cli", "--db", str(tmp_path / "sandbox.db"),
+         "--fresh", "--out", str(tmp_path / "out"), "--log", str(tmp_path / "sandbox.log")],
+        input=script,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=REPO,
+        env=env,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.stdout
+
+
 # ------------------------------------------------------------------------------ --fresh
 
 

@@ -8,12 +8,14 @@ import asyncio
 import logging
 import sqlite3
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.cogs.correction_buttons import meant_view
 from bot.cogs.options import refuse_bad_options
 from bot.decisions import ChatMessage, guild_band, keeps_text
 from bot.inference import InferenceError, Overloaded, ServiceClosed
@@ -96,6 +98,7 @@ class SentimentCog(commands.Cog):
         author_id: int | None = None,
     ) -> None:
         guild_id = interaction.guild_id
+        asked_at = datetime.now(UTC)  # the row's time: the "I meant ..." buttons find it by it
         with self.bot.handling():
 
             async def work() -> Answer:
@@ -118,6 +121,7 @@ class SentimentCog(commands.Cog):
                         author_id=author_id,
                         private=ephemeral,  # an answer only the requester sees: a private row
                         save_timeout=STORAGE_WAIT_S,  # then answer: the row stays queued
+                        created_at=asked_at,
                     )
                 except NotSavedError as exc:
                     # The mood can still be told; the user learns it was not saved.
@@ -144,6 +148,10 @@ class SentimentCog(commands.Cog):
                     embed.add_field(name="Not saved yet", value=value, inline=False)
                 elif not_saved is not None:
                     embed.add_field(name="Not saved", value=NOT_SAVED, inline=False)
+                if not_saved is None and self._correctable(
+                    prediction, interaction.user.id, author_id
+                ):
+                    return {"embed": embed, "view": meant_view(interaction.user.id, asked_at)}
                 return {"embed": embed}
 
             await reply_when_ready(interaction, work(), render, ephemeral=ephemeral)
@@ -156,6 +164,14 @@ class SentimentCog(commands.Cog):
         except (InferenceError, ServiceClosed) as exc:
             self._warn("explain", 0, "answered without the words that moved the mood: %s", exc)
             return None
+
+    def _correctable(self, prediction: Prediction, asker_id: int, author_id: int | None) -> bool:
+        """Whether an answer gets the "I meant ..." buttons: the model read the text and its
+        row is stored (nobody whose data it is opted out)."""
+        storage = self.bot.storage
+        return prediction.read and not any(
+            who is not None and storage.opted_out(who) for who in (asker_id, author_id)
+        )
 
     async def _settings(self, guild_id: int | None) -> GuildSettings | None:
         """The guild's settings for a command; None (the defaults) in a DM, or when the

@@ -32,6 +32,8 @@ Lines:
                             switched on (/sentiment private ...). Quote values with spaces:
                             text="a b". Yes/no values: yes/no, on/off, true/false.
   :analyze N                the message menu "Analyze sentiment" on message #N (or an id)
+  :correct N                the moderators' menu "Correct sentiment" on message #N; then
+                            :click the mood the author meant (the reaction follows)
   :delete N                 delete message #N (the bot must forget its prediction)
   :click LABEL              click a button of the last answer (e.g. :click older)
   :leave                    the owner removes the bot from the server (what it keeps, how long)
@@ -47,6 +49,7 @@ Commands the bot synced:
 
 META_COMMANDS = {
     "analyze": "a message number, e.g. :analyze 1",
+    "correct": "a message number, e.g. :correct 1",
     "delete": "a message number, e.g. :delete 1",
     "click": "a button label, e.g. :click older",
     "leave": None,
@@ -58,6 +61,9 @@ META_COMMANDS = {
     "quit": None,
     "exit": None,
 }
+
+# The bot's message menus and the console commands that run them.
+MENUS = {"Analyze sentiment": "analyze", "Correct sentiment": "correct"}
 
 # Discord's application-command option types, as discord.py names them.
 Option = discord.AppCommandOptionType
@@ -295,7 +301,8 @@ def command_help(commands: Sequence[JSON]) -> list[str]:
     lines: list[str] = []
     for command in sorted(commands, key=lambda c: str(c["name"])):
         if command_type(command) is discord.AppCommandType.message:
-            lines.append(f"  :analyze N\n      the message menu {command['name']!r}")
+            meta = MENUS.get(str(command["name"]), "analyze")
+            lines.append(f"  :{meta} N\n      the message menu {command['name']!r}")
             continue
         if command_type(command) is not discord.AppCommandType.chat_input:
             continue

@@ -24,6 +24,7 @@ from bot.render import mood_probability, plural, why_silent
 from bot.sandbox.display import buttons, echo, plain, print_reply
 from bot.sandbox.parsing import (
     HELP,
+    MENUS,
     Meta,
     Say,
     Slash,
@@ -151,8 +152,8 @@ class Sandbox:
         elif command.name == "in":
             self.channel_id = self.world.find_channel(command.arg)
             echo(f"  now in #{self.world.channel_name(self.channel_id)}")
-        elif command.name == "analyze":
-            await self.analyze(self.message(command.arg))
+        elif command.name in ("analyze", "correct"):
+            await self.analyze(self.message(command.arg), command.name)
         elif command.name == "delete":
             await self.delete(self.message(command.arg))
         elif command.name == "click":
@@ -343,14 +344,23 @@ class Sandbox:
             )
         await self.show_answer(interaction)
 
-    async def analyze(self, message: FakeMessage) -> None:
+    async def analyze(self, message: FakeMessage, meta: str = "analyze") -> None:
+        """The message menu that ``:meta`` names (MENUS) on ``message``."""
         self.bot_here()
         menus = [c for c in self.commands() if command_type(c) is MENU]
-        if not menus:
-            raise UsageError("the bot has no message menu command")
+        menu = next((c for c in menus if MENUS.get(str(c["name"]), "analyze") == meta), None)
+        if menu is None:
+            raise UsageError(f"the bot has no message menu for :{meta}")
+        needed = int(menu.get("default_member_permissions") or 0)
+        lacking = needed & ~self.fake.guilds[self.world.guild_id].permissions_of(self.user_id)
+        if lacking:  # Discord hides the menu from members without its permissions
+            raise UsageError(
+                f"{self.world.user_name(self.user_id)} cannot use {menu['name']!r}: it needs "
+                f"{permission_names(lacking)}"
+            )
         with user_mistake():
             interaction = await self.fake.invoke_message_command(
-                str(menus[0]["name"]),
+                str(menu["name"]),
                 target_message_id=message.id,
                 user_id=self.user_id,
                 channel_id=message.channel_id,

@@ -20,6 +20,7 @@ Where each job lives:
   sections, streamed page by page.
 * ``departures.py``: guilds the bot was removed from; their deletion after a grace period
   (the list of per-guild tables).
+* ``corrections.py``: corrections of the mood (records, filters, their SQL).
 * ``backend.py``: the interface a database engine implements (connections, transactions,
   SQL placeholders, what its errors mean), so that a second engine is a second
   implementation rather than a fork.
@@ -31,11 +32,14 @@ Where each job lives:
 Everything a caller needs is imported from ``bot.storage`` itself.
 """
 
+from bot.storage.corrections import CorrectionFilter, CorrectionRecord, StoredCorrection
 from bot.storage.departures import GUILD_DATA, Departure
 from bot.storage.errors import StorageError, StorageUnavailableError
 from bot.storage.export import SECTIONS, ExportSummary, Section
 from bot.storage.facade import Storage
 from bot.storage.readonly import (
+    read_correction_count,
+    read_corrections,
     read_count,
     read_export,
     read_history,
@@ -83,6 +87,8 @@ __all__ = [
     "AnyGuild",
     "Audience",
     "Bucket",
+    "CorrectionFilter",
+    "CorrectionRecord",
     "DatabaseStats",
     "Departure",
     "ExportSummary",
@@ -95,8 +101,11 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageUnavailableError",
+    "StoredCorrection",
     "StoredPrediction",
     "WriterStats",
+    "read_correction_count",
+    "read_corrections",
     "read_count",
     "read_export",
     "read_history",

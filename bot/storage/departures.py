@@ -44,6 +44,7 @@ DELETE_BATCH: Final = 5_000  # rows per DELETE transaction
 # more entry here (children before the rows they reference).
 GUILD_DATA: Final[tuple[str, ...]] = (
     "DELETE FROM predictions WHERE id IN (SELECT id FROM predictions WHERE guild_id = ? LIMIT ?)",
+    "DELETE FROM corrections WHERE id IN (SELECT id FROM corrections WHERE guild_id = ? LIMIT ?)",
     "DELETE FROM auto_channels WHERE (guild_id, channel_id) IN"
     " (SELECT guild_id, channel_id FROM auto_channels WHERE guild_id = ? LIMIT ?)",
     "DELETE FROM guild_settings WHERE guild_id IN"

@@ -113,6 +113,23 @@ def _own_prediction(row: Row) -> JSONObject:
     }
 
 
+def _correction(row: Row, *, text: str | None) -> JSONObject:
+    """A row of either correction section: ``id, created_at, channel_id, message_id, source,
+    mood, model_mood, model_version, text``."""
+    (row_id, created_at, channel, message, source, mood, model_mood, model_version) = row[:8]
+    return {
+        "id": row_id,
+        "time": _time(created_at),
+        "channel_id": _id(channel),
+        "message_id": _id(message),
+        "source": source,
+        "mood_meant": mood,
+        "model_mood": model_mood,
+        "model_version": model_version,
+        "text": text,
+    }
+
+
 SECTIONS: Final[tuple[Section, ...]] = (
     Section(
         name="predictions",
@@ -145,6 +162,34 @@ SECTIONS: Final[tuple[Section, ...]] = (
         start=(-1,),
         key=lambda row: (row[1],),
         to_json=lambda row: _prediction(row, text=row[13]),
+    ),
+    Section(
+        name="corrections",
+        about='Corrections you made ("I meant ...", and as a moderator "Correct '
+        "sentiment\"): the mood you said was meant (another member's words without their text).",
+        sql=(
+            "SELECT id, created_at, channel_id, message_id, source, mood, model_mood,"
+            " model_version, text, COALESCE(author_id = user_id, 0) FROM corrections"
+            " WHERE guild_id IS ? AND user_id = ? AND id > ? ORDER BY id LIMIT ?"
+        ),
+        params=lambda guild_id, user_id: [guild_id, user_id],
+        start=(-1,),
+        key=lambda row: (row[0],),
+        to_json=lambda row: _correction(row, text=row[8] if row[9] else None),
+    ),
+    Section(
+        name="corrections_by_others",
+        about="Corrections moderators made to the bot's reading of your messages (without "
+        "who made them).",
+        sql=(
+            "SELECT id, created_at, channel_id, message_id, source, mood, model_mood,"
+            " model_version, text FROM corrections WHERE author_id = ? AND guild_id IS ?"
+            " AND user_id <> author_id AND id > ? ORDER BY id LIMIT ?"
+        ),
+        params=lambda guild_id, user_id: [user_id, guild_id],
+        start=(-1,),
+        key=lambda row: (row[0],),
+        to_json=lambda row: _correction(row, text=row[8]),
     ),
     Section(
         name="opt_out",

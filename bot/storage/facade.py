@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.alerts import WatchRule, WatchState
+from bot.storage import corrections as fixes
 from bot.storage.alerts import AlertConfig, AlertStore
 from bot.storage.backend import Backend
+from bot.storage.corrections import (
+    ID_SQL,
+    UPSERT_SQL,
+    CorrectionFilter,
+    CorrectionRecord,
+    StoredCorrection,
+    correction_params,
+)
 from bot.storage.departures import (
     Departure,
     cancel_departure,
@@ -27,6 +36,7 @@ from bot.storage.queries import (
     STATS_QUERIES,
     Query,
     auto_prediction_query,
+    auto_row_query,
     channel_moods_query,
     count_query,
     history_query,
@@ -35,6 +45,7 @@ from bot.storage.queries import (
     mood_over_time_query,
     mood_over_time_result,
     most_negative_query,
+    prediction_at_query,
     row_to_prediction,
     stats_result,
 )
@@ -219,6 +230,17 @@ class Storage:
         rows = await self._fetchall(auto_prediction_query(message_id))
         return bool(rows[0][0])
 
+    async def auto_prediction(self, message_id: int) -> StoredPrediction | None:
+        """The stored automatic prediction of a message, or None."""
+        rows = await self._fetchall(auto_row_query(message_id))
+        return row_to_prediction(rows[0]) if rows else None
+
+    async def prediction_at(self, user_id: int, created_at: datetime) -> StoredPrediction | None:
+        """The prediction ``user_id`` asked for at ``created_at`` (the time it was logged with),
+        or None when it is not stored (any more)."""
+        rows = await self._fetchall(prediction_at_query(user_id, created_at))
+        return row_to_prediction(rows[0]) if rows else None
+
     async def stats(self) -> DatabaseStats:
         """Rows, rows per source, time span and file size, for the operator CLI."""
         by_source = await self._fetchall((STATS_QUERIES[0], []))
@@ -226,6 +248,38 @@ class Storage:
         return stats_result(
             self.path, SCHEMA_VERSION, by_source, span[0], self._backend.size_bytes()
         )
+
+    # -- corrections -------------------------------------------------------------------------
+
+    async def add_correction(self, record: CorrectionRecord) -> int | None:
+        """Store a correction now (the same person correcting the same prediction again
+        changes its mood); its row id, or None when refused: the person correcting or the
+        author opted out, or the message was deleted."""
+        async with self._backend.transaction() as tx:
+            # Inside the transaction: forget-me and deletions, serialised with it, either
+            # come first (and refuse it here) or after (and delete it).
+            if not self._privacy.accepts_correction(record):
+                return None
+            await tx.execute(UPSERT_SQL, correction_params(record))
+            rows = await tx.execute_fetchall(ID_SQL, [record.prediction_id, record.user_id])
+        return int(rows[0][0])
+
+    async def corrections(
+        self, flt: CorrectionFilter | None = None, *, limit: int = 10, offset: int = 0
+    ) -> list[StoredCorrection]:
+        """Corrections matching ``flt`` (default: all), newest first."""
+        query = fixes.corrections_query(flt or CorrectionFilter(), limit, offset)
+        return [fixes.row_to_correction(row) for row in await self._fetchall(query)]
+
+    async def count_corrections(self, flt: CorrectionFilter | None = None) -> int:
+        """How many corrections match ``flt`` (default: all)."""
+        rows = await self._fetchall(fixes.count_query(flt or CorrectionFilter()))
+        return int(rows[0][0])
+
+    async def latest_correction(self, message_id: int) -> StoredCorrection | None:
+        """The newest correction of a message's automatic reading, by anyone, or None."""
+        rows = await self._fetchall(fixes.latest_for_message_query(message_id))
+        return fixes.row_to_correction(rows[0]) if rows else None
 
     # -- deletion and privacy ----------------------------------------------------------------
 
@@ -238,7 +292,8 @@ class Storage:
 
     async def forget_user(self, user_id: int) -> int:
         """Delete every prediction of the user, and every one holding their words (someone
-        else's context menu on their message), in every guild, and opt them out.
+        else's context menu on their message), in every guild, and opt them out. Their
+        corrections, and corrections of their words, go too.
 
         Returns the rows deleted. Nothing queued for or about the user survives, and nothing
         new is stored until :meth:`set_opt_out` (user_id, False).

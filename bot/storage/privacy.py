@@ -1,4 +1,6 @@
-"""Privacy: opt-outs, deleted messages, /forget-me, and retention.
+"""Privacy: opt-outs, deleted messages, /forget-me, and retention, for predictions and
+corrections alike (a correction holds the words of a prediction's author, and its corrector's
+judgement: it goes wherever either's data goes).
 
 Each row records whose words it holds (``author_id``, schema 4): the requester's for automatic
 and ``/sentiment`` rows, the message's author's for the context menu (NULL for menu rows
@@ -24,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bot.storage.backend import Backend
+from bot.storage.corrections import CorrectionRecord
 from bot.storage.records import PredictionRecord, check_aware, check_id, to_ts
 from bot.storage.settings import check_retention
 
@@ -31,6 +34,25 @@ __all__ = ["TOMBSTONES_KEPT", "Privacy", "load_opt_outs"]
 
 TOMBSTONES_KEPT: Final = 10_000
 _CHUNK: Final = 500  # ids per DELETE ... IN (...) statement
+
+
+# The retention purge, per table: (a guild with its own retention, the default for the others
+# and direct messages, whether the rows count in what purge returns). Corrections are kept no
+# longer than predictions; the count is of predictions, as it always was.
+_PURGES: Final = (
+    (
+        "DELETE FROM predictions WHERE guild_id = ? AND created_at < ?",
+        "DELETE FROM predictions WHERE created_at < ? AND (guild_id IS NULL OR guild_id NOT IN"
+        " (SELECT guild_id FROM guild_settings WHERE retention_days IS NOT NULL))",
+        True,
+    ),
+    (
+        "DELETE FROM corrections WHERE guild_id = ? AND created_at < ?",
+        "DELETE FROM corrections WHERE created_at < ? AND (guild_id IS NULL OR guild_id NOT IN"
+        " (SELECT guild_id FROM guild_settings WHERE retention_days IS NOT NULL))",
+        False,
+    ),
+)
 
 
 def _placeholders(n: int) -> str:
@@ -68,6 +90,13 @@ class Privacy:
             record.user_id not in self._opted_out and record.author_id not in self._opted_out
         ) and (record.message_id is None or record.message_id not in self._tombstones)
 
+    def accepts_correction(self, record: CorrectionRecord) -> bool:
+        """False for a correction that must not be stored: the person correcting or the author
+        of the words opted out, or the message was deleted."""
+        return (
+            record.user_id not in self._opted_out and record.author_id not in self._opted_out
+        ) and (record.message_id is None or record.message_id not in self._tombstones)
+
     def opted_out(self, user_id: int) -> bool:
         """Whether the user opted out (from memory: no disk access)."""
         return user_id in self._opted_out
@@ -97,6 +126,10 @@ class Privacy:
                     f"DELETE FROM predictions WHERE message_id IN ({_placeholders(len(chunk))})",
                     list(chunk),
                 )
+                await tx.execute(  # corrections of these messages go with them
+                    f"DELETE FROM corrections WHERE message_id IN ({_placeholders(len(chunk))})",
+                    list(chunk),
+                )
         return deleted
 
     async def forget_user(self, user_id: int) -> int:
@@ -110,6 +143,11 @@ class Privacy:
             async with self._backend.transaction() as tx:
                 deleted = await tx.execute(
                     "DELETE FROM predictions WHERE user_id = ? OR author_id = ?",
+                    [user_id, user_id],
+                )
+                # Their corrections, and corrections of their words by others.
+                await tx.execute(
+                    "DELETE FROM corrections WHERE user_id = ? OR author_id = ?",
                     [user_id, user_id],
                 )
                 await tx.execute(
@@ -149,16 +187,11 @@ class Privacy:
                 "SELECT guild_id, retention_days FROM guild_settings"
                 " WHERE retention_days IS NOT NULL"
             )
-            for guild_id, days in custom:
-                deleted += await tx.execute(
-                    "DELETE FROM predictions WHERE guild_id = ? AND created_at < ?",
-                    [guild_id, to_ts(now - timedelta(days=days))],
-                )
-            if default_days is not None:
-                deleted += await tx.execute(
-                    "DELETE FROM predictions WHERE created_at < ? AND (guild_id IS NULL OR"
-                    " guild_id NOT IN (SELECT guild_id FROM guild_settings"
-                    " WHERE retention_days IS NOT NULL))",
-                    [to_ts(now - timedelta(days=default_days))],
-                )
+            for by_guild, by_default, counted in _PURGES:
+                for guild_id, days in custom:
+                    n = await tx.execute(by_guild, [guild_id, to_ts(now - timedelta(days=days))])
+                    deleted += n if counted else 0
+                if default_days is not None:
+                    n = await tx.execute(by_default, [to_ts(now - timedelta(days=default_days))])
+                    deleted += n if counted else 0
         return deleted

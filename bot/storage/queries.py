@@ -32,6 +32,7 @@ __all__ = [
     "STATS_QUERIES",
     "Query",
     "auto_prediction_query",
+    "auto_row_query",
     "channel_moods_query",
     "count_query",
     "history_query",
@@ -40,6 +41,7 @@ __all__ = [
     "mood_over_time_query",
     "mood_over_time_result",
     "most_negative_query",
+    "prediction_at_query",
     "row_to_prediction",
     "stats_result",
 ]
@@ -173,6 +175,26 @@ def auto_prediction_query(message_id: int) -> Query:
     return (
         "SELECT EXISTS (SELECT 1 FROM predictions WHERE message_id = ? AND source = 'auto')",
         [message_id],
+    )
+
+
+def auto_row_query(message_id: int) -> Query:
+    """The automatic prediction of a message (zero or one row)."""
+    return (
+        f"SELECT {_COLUMNS} FROM predictions WHERE message_id = ? AND source = 'auto' LIMIT 1",
+        [message_id],
+    )
+
+
+def prediction_at_query(user_id: int, created_at: datetime) -> Query:
+    """The requester's prediction made at ``created_at`` (zero or one row): how an answer's
+    buttons find their row again, after a restart too. Within half a microsecond, the
+    precision of a stored time."""
+    ts = to_ts(created_at)
+    return (
+        f"SELECT {_COLUMNS} FROM predictions WHERE user_id = ? AND created_at BETWEEN ? AND ?"
+        " ORDER BY id LIMIT 1",
+        [user_id, ts - 5e-7, ts + 5e-7],
     )
 
 

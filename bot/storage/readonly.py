@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from bot.storage import corrections as fixes
+from bot.storage.corrections import CorrectionFilter, StoredCorrection
 from bot.storage.errors import StorageError
 from bot.storage.export import ExportSummary, export_steps
 from bot.storage.queries import (
@@ -36,6 +38,8 @@ from bot.storage.schema import IDENTITY_SQL, check_identity
 from bot.storage.sqlite import FIX, check_existing_file, file_size
 
 __all__ = [
+    "read_correction_count",
+    "read_corrections",
     "read_count",
     "read_export",
     "read_history",
@@ -110,6 +114,37 @@ def read_mood_over_time(
         lambda rows: mood_over_time_result(rows, bucket),
     )
     return series
+
+
+def _read_corrections(path: str | Path, query: Query, parse: Callable[[list[Any]], Any]) -> Any:
+    """:func:`_read` on the corrections table, which a database of an older version lacks."""
+    try:
+        return _read(path, query, parse)
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        raise StorageError(
+            f"{path} holds no corrections table: an older version of the bot wrote it; start "
+            "this version once to upgrade it"
+        ) from None
+
+
+def read_corrections(
+    path: str | Path, flt: CorrectionFilter, *, limit: int = 10, offset: int = 0
+) -> list[StoredCorrection]:
+    """Like :meth:`Storage.corrections`, from a read-only connection."""
+    rows: list[StoredCorrection] = _read_corrections(
+        path,
+        fixes.corrections_query(flt, limit, offset),
+        lambda rows: [fixes.row_to_correction(r) for r in rows],
+    )
+    return rows
+
+
+def read_correction_count(path: str | Path, flt: CorrectionFilter) -> int:
+    """Like :meth:`Storage.count_corrections`, from a read-only connection."""
+    n: int = _read_corrections(path, fixes.count_query(flt), lambda rows: int(rows[0][0]))
+    return n
 
 
 def read_stats(path: str | Path) -> DatabaseStats:

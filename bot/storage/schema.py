@@ -159,6 +159,33 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX alert_log_guild_time ON alert_log (guild_id, posted_at)",
     ),
+    # 7: corrections ("that's what I meant", a moderator's "Correct sentiment"). One row per
+    # prediction corrected and person correcting (pressing again changes the mood). No foreign
+    # key to predictions: either may be deleted first, each by the same privacy rules.
+    (
+        """CREATE TABLE corrections (
+            id            INTEGER PRIMARY KEY,
+            prediction_id INTEGER NOT NULL,        -- the predictions row corrected (may be gone)
+            guild_id      INTEGER,                 -- NULL: direct message
+            channel_id    INTEGER,
+            message_id    INTEGER,                 -- NULL: /sentiment on typed text
+            user_id       INTEGER NOT NULL,        -- who corrected
+            author_id     INTEGER,                 -- whose words (NULL: unknown)
+            source        TEXT    NOT NULL CHECK (source IN ('auto', 'command', 'context_menu')),
+            mood          TEXT    NOT NULL CHECK (mood IN ('positive', 'negative', 'neutral')),
+            model_mood    TEXT    NOT NULL
+                          CHECK (model_mood IN ('positive', 'negative', 'neutral')),
+            model_version TEXT    NOT NULL,
+            created_at    REAL    NOT NULL,        -- UTC unix seconds
+            text          TEXT,                    -- NULL unless the text may be kept
+            UNIQUE (prediction_id, user_id)
+        )""",
+        "CREATE INDEX corrections_user ON corrections (user_id)",
+        "CREATE INDEX corrections_author ON corrections (author_id) WHERE author_id IS NOT NULL",
+        "CREATE INDEX corrections_message ON corrections (message_id) WHERE message_id IS NOT NULL",
+        "CREATE INDEX corrections_guild_time ON corrections (guild_id, created_at)",
+        "CREATE INDEX corrections_time ON corrections (created_at)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from model.chateval import default_chat_set_path
+from model.corrections import DEFAULT_HELD_OUT, DEFAULT_WEIGHT
 from model.data import AMBIGUOUS_CHOICES, MIXED_CHOICES, SPLITS
 from model.encoder import BUNDLED_ENCODER, DEFAULT_BATCH_SIZE, POOLINGS, PRECISION_CHOICES
 from model.finetune import FinetuneOptions
@@ -278,6 +279,30 @@ def train_parser(prog: str = "sentiment-train") -> argparse.ArgumentParser:
         help="temperature: scale the logistic regression's confidence so that its probabilities "
         "match how often it is right on dev (no prediction changes side); none: keep them as "
         "fitted (default temperature)",
+    )
+    fixes = parser.add_argument_group(
+        'the bot\'s corrections ("I meant ..." and moderators\' "Correct sentiment")'
+    )
+    fixes.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="FILE",
+        help="the bot's corrections that kept their text, as exported by sentiment-history "
+        "--corrections --export FILE: added to training; a share is held out, and the report "
+        "shows the accuracy on those before (the same training without corrections) and after",
+    )
+    fixes.add_argument(
+        "--corrections-held-out",
+        type=_share,
+        metavar="SHARE",
+        help=f"share of the corrections held out for the report (default {DEFAULT_HELD_OUT})",
+    )
+    fixes.add_argument(
+        "--corrections-weight",
+        type=_c_value,
+        metavar="WEIGHT",
+        help="how many ordinary training rows one correction counts as (default "
+        f"{DEFAULT_WEIGHT:g})",
     )
     parser.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
     parser.add_argument(

@@ -30,7 +30,17 @@ from model.cli.report import (
     print_training_reports,
     write_report,
 )
+from model.corrections import (
+    DEFAULT_HELD_OUT,
+    DEFAULT_WEIGHT,
+    format_corrections_report,
+    held_out_report,
+    load_corrections,
+    split_held_out,
+)
 from model.data import (
+    BINARY,
+    THREE_WAY,
     ChatMapping,
     Dataset,
     TrainOn,
@@ -48,6 +58,7 @@ from model.train import (
     THREE_WAY_C_GRID,
     TrainOptions,
     TrainResult,
+    embed,
     train_classifier,
     train_three_way,
 )
@@ -64,6 +75,12 @@ def _train(argv: list[str] | None, *, prog: str) -> int:
     started = time.perf_counter()
     settings = settings_from(args)
     data = _TrainingData.load(args, settings)
+    # read now: a wrong --corrections file fails before minutes of work
+    corrections = (
+        load_corrections(args.corrections, THREE_WAY if data.three_way else BINARY)
+        if args.corrections is not None
+        else None
+    )
     train = data.rows(args.train_on)
     adapter: Path | None = args.adapter
     finetuned: dict[str, Any] | None = None
@@ -74,9 +91,17 @@ def _train(argv: list[str] | None, *, prog: str) -> int:
     print(describe_encoder(encoder, adapter))
     dev, test = load_split("dev", args, settings), load_split("test", args, settings)
     print(describe_data(args.train_on, train, dev, test))
-    result = _fit(args, settings, data, encoder, (train, dev, test), finetuned)
+    if corrections is None:
+        result = _fit(args, settings, data, encoder, (train, dev, test), finetuned)
+    else:
+        result = _fit_with_corrections(
+            args, settings, data, encoder, (train, dev, test), finetuned, corrections
+        )
     written = _write_outputs(args, result, finetuned, encoder.spec.name, data.three_way)
     print_training_reports(result, dev.source, test.source, time.perf_counter() - started)
+    if "corrections" in result.report:
+        print()
+        print(format_corrections_report(result.report["corrections"]))
     print(f"wrote {args.output} (model {result.artifact.version}), {', '.join(written)}")
     return 0
 
@@ -109,6 +134,12 @@ def _check_flags(args: argparse.Namespace) -> None:
         )
         if given
     ]
+    for flag, given in (
+        ("--corrections-held-out", args.corrections_held_out is not None),
+        ("--corrections-weight", args.corrections_weight is not None),
+    ):
+        if given and args.corrections is None:
+            raise UsageError(f"{flag} only applies with --corrections FILE.")
     if chat_flags and args.task != "three-way":
         raise UsageError(f"{', '.join(chat_flags)} only apply with --task three-way.")
 
@@ -231,6 +262,7 @@ def _fit(
     encoder: Encoder,
     splits: tuple[Dataset, Dataset, Dataset],
     finetuned: dict[str, Any] | None,
+    corrections_weight: float = 1.0,
 ) -> TrainResult:
     """Embed, fit, calibrate and choose on dev, evaluate on test (and on the chat data)."""
     train, dev, test = splits
@@ -247,6 +279,7 @@ def _fit(
         chat_share=(args.fit_chat_share or args.chat_share) if three_way else None,
         balance_classes=args.balance_classes,
         chat_mapping=asdict(data.mapping) if three_way else None,
+        corrections_weight=corrections_weight,
     )
     cache = embedding_cache(args, settings, encoder)
     if not three_way:
@@ -278,6 +311,54 @@ def _fit(
         chat_counts={"train": data.chat_counts, "dev": chat_dev_counts},
         progress=not args.quiet,
     )
+
+
+def _fit_with_corrections(
+    args: argparse.Namespace,
+    settings: ModelSettings,
+    data: _TrainingData,
+    encoder: Encoder,
+    splits: tuple[Dataset, Dataset, Dataset],
+    finetuned: dict[str, Any] | None,
+    corrections: Dataset,
+) -> TrainResult:
+    """Fit without the corrections (the "before"), then with the share not held out (the
+    artifact); the report says how the predictions on the held-out corrections moved. The
+    second fit reads every embedding from the cache: seconds."""
+    train, dev, test = splits
+    share = args.corrections_held_out or DEFAULT_HELD_OUT
+    weight = args.corrections_weight or DEFAULT_WEIGHT
+    fit_part, held = split_held_out(corrections, share, args.seed)
+    print(f"fitting without the corrections ({len(corrections)} with text) for comparison:")
+    before = _fit(args, settings, data, encoder, splits, finetuned)
+    print(
+        f"fitting with {len(fit_part)} corrections (weight {weight:g} each), {len(held)} held out:"
+    )
+    mixed = Dataset.concat([fit_part, train if train.origin is not None else train.named("sst2")])
+    after = _fit(args, settings, data, encoder, (mixed, dev, test), finetuned, weight)
+    cache = embedding_cache(args, settings, encoder)
+    x_held = embed(encoder, held, cache, progress=False, desc="Embedding held-out corrections")
+    report = {
+        "file": str(args.corrections),
+        "rows": len(corrections),
+        "trained_on": len(fit_part),
+        "weight": weight,
+        "held_out_share": share,
+        "model_before": before.artifact.version,
+        **held_out_report(
+            held,
+            before.artifact.class_probabilities(x_held),
+            after.artifact.class_probabilities(x_held),
+        ),
+    }
+    after.report["corrections"] = report
+    after.artifact.training["corrections"] = {
+        "file": Path(args.corrections).name,
+        "trained_on": len(fit_part),
+        "held_out": len(held),
+        "weight": weight,
+    }
+    return after
 
 
 def _write_outputs(
