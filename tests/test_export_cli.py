@@ -46,7 +46,8 @@ def test_export_user_prints_the_members_json(db: Path, capsys: pytest.CaptureFix
     assert {**data, "exported_at": None} == {**live, "exported_at": None}  # what /my-data sends
     assert "bob" not in captured.out and "two" not in captured.out
     assert captured.err.strip() == (
-        f"exported user {ALICE} in guild 1: predictions 1, predictions_by_others 0, corrections 0, corrections_by_others 0, opt_out 0 "
+        f"exported user {ALICE} in guild 1: predictions 1, predictions_by_others 0, "
+        "corrections 0, corrections_by_others 0, opt_out 0 "
         f"({len(captured.out.encode())} bytes)"
     )
     assert db.read_bytes() == before  # read-only
