@@ -269,7 +269,11 @@ def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-histo
                 guild_id=args.guild if args.guild is not None else ANY_GUILD, user_id=args.user
             )
             if args.export is not None:
-                export_corrections(db, fixes, args.export)
+                written = export_corrections(db, fixes, args.export)
+                print(
+                    f"wrote {written} corrections with text to {args.export}; train on them "
+                    f"with sentiment train --corrections {args.export}"
+                )
             else:
                 print_corrections(db, fixes, args.limit, args.offset, as_csv=args.csv)
         elif args.stats:
@@ -524,10 +528,10 @@ def print_corrections(
     print(f"({len(rows)} of {total} corrections, from row {offset + 1})")
 
 
-def export_corrections(db: Path, flt: CorrectionFilter, path: Path) -> None:
+def export_corrections(db: Path, flt: CorrectionFilter, path: Path) -> int:
     """Every correction matching ``flt`` that kept its text, oldest first, as CSV for
-    ``sentiment-train --corrections``: the text goes out unchanged (no spreadsheet guard: it is
-    training data), with the mood meant and the model's."""
+    ``sentiment train --corrections``: the text goes out unchanged (no spreadsheet guard: it is
+    training data), with the mood meant and the model's. How many were written."""
     rows = read_corrections(db, replace(flt, with_text=True), limit=MAX_ROWS)
     rows.reverse()  # oldest first: the trainer keeps the latest correction of each text
     try:
@@ -542,10 +546,7 @@ def export_corrections(db: Path, flt: CorrectionFilter, path: Path) -> None:
         raise StorageError(
             f"cannot write --export {path} ({exc.strerror}); pick another file"
         ) from None
-    print(
-        f"wrote {len(rows)} corrections with text to {path}; train on them with "
-        f"sentiment-train --corrections {path}"
-    )
+    return len(rows)
 
 
 def _clip(text: str, width: int) -> str:

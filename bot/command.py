@@ -3,16 +3,23 @@
 ``sentiment bot`` runs the bot, ``train`` and ``evaluate`` build and measure the classifier,
 ``history`` reads the database as the operator, ``sandbox`` tries the bot against the fake
 Discord. Each subcommand is the existing entry point (its flags, its settings, its one-line
-errors), imported only when it runs. The old
+errors), imported only when it runs. ``sentiment train --corrections`` also takes the bot's
+database: the corrections that kept their text are exported to a temporary CSV (through the
+bot's read-only path) for the model side, which reads no database. The old
 names (``sentiment-bot``, ``sentiment-train``, ...) stay as aliases for this release.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Protocol
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class _EntryPoint(Protocol):
@@ -63,7 +70,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _, module, function = SUBCOMMANDS[name]
     entry: _EntryPoint = getattr(importlib.import_module(module), function)
-    return entry(rest, prog=f"sentiment {name}")
+    if name != "train":
+        return entry(rest, prog=f"sentiment {name}")
+    with _corrections_from_database(rest) as (argv, error):
+        if error is not None:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return entry(argv, prog=f"sentiment {name}")
+
+
+def _is_database(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return False  # missing or unreadable: the trainer says so in its own words
+
+
+@contextlib.contextmanager
+def _corrections_from_database(argv: list[str]) -> Iterator[tuple[list[str], str | None]]:
+    """``argv`` with a ``--corrections`` that names the bot's database replaced by a temporary
+    CSV of its corrections (deleted afterwards); other arguments unchanged. With an error
+    line instead when the database cannot be read."""
+    flag = "--corrections"
+    at = next((i for i, a in enumerate(argv) if a == flag or a.startswith(flag + "=")), None)
+    if at is None:
+        yield argv, None
+        return
+    given = argv[at].partition("=")[2] if "=" in argv[at] else None
+    value = given if given is not None else (argv[at + 1] if at + 1 < len(argv) else None)
+    if value is None or not _is_database(Path(value)):
+        yield argv, None
+        return
+    from bot.cli import export_corrections
+    from bot.storage import ANY_GUILD, CorrectionFilter, StorageError
+
+    with tempfile.TemporaryDirectory(prefix="sentiment-corrections-") as folder:
+        csv = Path(folder) / "corrections.csv"
+        try:
+            written = export_corrections(Path(value), CorrectionFilter(guild_id=ANY_GUILD), csv)
+        except StorageError as exc:
+            yield argv, str(exc)
+            return
+        print(f"corrections: {written} with text read from the database {value}")
+        rest = argv[at + 1 :] if given is not None else argv[at + 2 :]
+        yield [*argv[:at], flag, str(csv), *rest], None
 
 
 if __name__ == "__main__":

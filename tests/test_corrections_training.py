@@ -160,3 +160,34 @@ def test_the_operator_lists_corrections_for_review(
     assert len(lines) == 1 + 20  # the default limit
     assert history_main(["--db", str(corrections_db), "--corrections", "--stats"]) == 2
     assert "--stats and --corrections" in capsys.readouterr().err
+
+
+def test_sentiment_train_takes_the_bots_database_itself(
+    corrections_db: Path,
+    sst2_dir: Path,
+    goemotions_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The one command reads the database through the bot's read-only path and hands the
+    model side a CSV; the same corrections as the export, so the same report."""
+    from bot.command import main as sentiment
+
+    output = tmp_path / "chat.safetensors"
+    argv = ["train", "--task", "three-way", "--data-dir", str(sst2_dir), "--chat-data",
+            str(goemotions_dir), "--limit", "100", "--cache-dir", str(tmp_path / "cache"),
+            "--quiet", "--C", "0.1", "1", "--precision", "fp32", "--output", str(output),
+            f"--corrections={corrections_db}"]  # fmt: skip
+    assert sentiment(argv) == 0
+    assert f"corrections: 30 with text read from the database {corrections_db}" in (
+        capsys.readouterr().out
+    )
+    report = json.loads(output.with_suffix(".report.json").read_text())["corrections"]
+    assert (report["rows"], report["trained_on"], report["held_out"]) == (30, 21, 9)
+    assert report["after"]["p_meant"] > report["before"]["p_meant"]
+    # a database that cannot be read is one line
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
+    assert sentiment(["train", "--corrections", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
