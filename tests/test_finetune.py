@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
-from model.artifact import load_artifact, save_artifact
-from model.classifier import SentimentClassifier
-from model.data import Dataset
-from model.encoder import Encoder, EncoderError
-from model.finetune import FinetuneError, FinetuneOptions, epoch_batches, finetune
-from model.train import TrainOptions, train_classifier
+from model.serving.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
+from model.serving.artifact import load_artifact, save_artifact
+from model.serving.classifier import SentimentClassifier
+from model.serving.encoder import Encoder, EncoderError
+from model.training.data import Dataset
+from model.training.finetune import FinetuneError, FinetuneOptions, epoch_batches, finetune
+from model.training.train import TrainOptions, train_classifier
 
 POSITIVE = ["good movie", "great film", "love it", "the film was fun", "very good", "a great movie"]
 NEGATIVE = ["bad movie", "awful film", "hate it", "the film was boring", "very bad", "not good"]

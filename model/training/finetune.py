@@ -31,10 +31,10 @@ import torch
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest, lora_targets
-from model.cache import default_cache_dir
-from model.data import Dataset
-from model.encoder import Encoder, cpu_has_native_bf16, pool
+from model.serving.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest, lora_targets
+from model.serving.encoder import Encoder, cpu_has_native_bf16, pool
+from model.training.cache import default_cache_dir
+from model.training.data import Dataset
 
 Log = Callable[[str], None]
 CHECKPOINT_FILE = "checkpoint.pt"

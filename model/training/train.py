@@ -22,13 +22,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model.artifact import Artifact, softmax
-from model.cache import EmbeddingCache
-from model.chateval import ChatSet, evaluate_chat
-from model.classifier import SentimentClassifier, sigmoid
-from model.data import THREE_WAY, Dataset, digest_all, row_weights
-from model.encoder import Encoder
-from model.metrics import (
+from model.serving.artifact import Artifact, softmax
+from model.serving.classifier import SentimentClassifier, sigmoid
+from model.serving.encoder import Encoder
+from model.training.cache import EmbeddingCache
+from model.training.chateval import ChatSet, evaluate_chat
+from model.training.data import THREE_WAY, Dataset, digest_all, row_weights
+from model.training.metrics import (
     choose_band,
     choose_thresholds,
     evaluate_probabilities,
