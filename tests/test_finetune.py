@@ -238,3 +238,9 @@ def test_asking_for_a_gpu_without_one_is_clear(tiny_encoder: Encoder, tmp_path: 
             tiny_encoder, toy_data(), tmp_path / "a", options=FinetuneOptions(device="cuda"),
             progress=False, log=lambda _: None,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["epochs", "batch_size", "rank"])
+def test_finetune_options_are_checked_when_made(field: str) -> None:
+    with pytest.raises(FinetuneError, match="epochs, batch size and rank must each be at least 1"):
+        FinetuneOptions(**{field: 0})  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from model.serving.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_diges
 from model.serving.artifact import load_artifact
 from model.serving.classifier import SentimentClassifier, sigmoid
 from model.training.metrics import choose_band
-from model.training.train import fit_temperature
+from model.training.train import TrainOptions, fit_temperature
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -282,3 +282,15 @@ def test_finetune_mistakes_give_one_clear_line(
     assert train_main([*argv, "--adapter", str(tmp_path / "nowhere"), "--limit", "8"]) == 2
     err = capsys.readouterr().err
     assert "adapter folder" in err and "not found" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"c_grid": ()}, "the C grid is empty"),
+        ({"calibration": "platt"}, "calibration must be one of temperature, none"),
+    ],
+)
+def test_train_options_are_checked_when_made(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainOptions(**options)  # type: ignore[arg-type]

@@ -59,6 +59,13 @@ class TrainOptions:
     chat_mapping: dict[str, str] | None = None  # three-way: how GoEmotions was mapped to moods
     balance_classes: bool = False  # three-way: each mood an equal share of its source's weight
 
+    def __post_init__(self) -> None:
+        # checked once, here: every function that takes the options can rely on them
+        if not self.c_grid:
+            raise ValueError("the C grid is empty")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
+
 
 @dataclass
 class TrainResult:
@@ -114,8 +121,6 @@ def fit_logistic(
         )
         return pipe.fit(x_train, y_train)
 
-    if not options.c_grid:
-        raise ValueError("the C grid is empty")
     # One fit per C, in parallel threads (the heavy parts release the GIL); each fit is
     # deterministic, so the result does not depend on the scheduling.
     pipes = Parallel(n_jobs=options.n_jobs, prefer="threads")(
@@ -185,8 +190,6 @@ def train_classifier(
     """Embed, fit, calibrate on dev, choose the band, evaluate on test (and on the chat set
     when given)."""
     options = options or TrainOptions()
-    if options.calibration not in CALIBRATIONS:
-        raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -304,8 +307,6 @@ def fit_three_way(
         )
         return pipe.fit(x_train, train.labels, logisticregression__sample_weight=weights)
 
-    if not options.c_grid:
-        raise ValueError("the C grid is empty")
     pipes = Parallel(n_jobs=options.n_jobs, prefer="threads")(
         delayed(fit)(c) for c in options.c_grid
     )
@@ -345,8 +346,6 @@ def train_three_way(
     confidence below which the bot stays silent; evaluate on SST-2 test (positive against
     negative) and on the chat set."""
     options = options or TrainOptions()
-    if options.calibration not in CALIBRATIONS:
-        raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
     if options.chat_share is None:
         raise ValueError("a three-way model needs chat_share")
     timings: dict[str, float] = {}
