@@ -25,7 +25,7 @@ from bot.inference import InferenceService
 from bot.storage import PredictionRecord, Source, Storage, StorageError
 from model import Explanation, Prediction
 
-# The words that moved a prediction's mood most: model.explain bound to the classifier.
+# The words that moved a prediction's mood most: model.serving.explain bound to the classifier.
 Explainer = Callable[[str, Prediction], Explanation]
 
 
@@ -171,7 +171,7 @@ class MoodService:
         return prediction
 
     async def explain(self, text: str, prediction: Prediction) -> Explanation | None:
-        """The words of ``text`` that moved ``prediction``'s mood most (model/explain.py):
+        """The words of ``text`` that moved ``prediction``'s mood most (model/serving/explain.py):
         one batched model call, on the model's thread through the inference service. None
         without an explainer, or for a text the model did not read.
 

@@ -161,7 +161,8 @@ def prediction_embed(
 
 def why_lines(explanation: Explanation, top: int = WHY_TOP) -> str:
     """``**hate** pushed it negative by 0.42``, one line per word, the ``top`` words that moved
-    the mood most (model/explain.py says what that means); what was not tried, if anything."""
+    the mood most (model/serving/explain.py says what that means); what was not tried, if
+    anything."""
     shown = explanation.top(top, at_least=WHY_AT_LEAST)
     lines = []
     for effect in shown:

@@ -8,20 +8,20 @@ Public API (the only part the bot uses)::
                                               #     probabilities, unread), ...]
     explain(clf, "I hate this").top(3)        # -> the words that moved the mood most
 
-This package knows nothing of Discord.
+This package knows nothing of Discord. ``model.serving`` holds what runs a model (all the
+bot imports), ``model.training`` what makes one, ``model.cli`` the two commands.
 """
 
-from model.artifact import Artifact, ArtifactError, default_artifact_path, load_artifact
-from model.classifier import (
+from model.serving.artifact import Artifact, ArtifactError, default_artifact_path, load_artifact
+from model.serving.classifier import (
     EMPTY_PREDICTION,
     Prediction,
     SentimentClassifier,
     threshold,
 )
-from model.data import DataError
-from model.encoder import BUNDLED_ENCODER, Encoder, EncoderError
-from model.explain import Explanation, WordEffect, explain
-from model.moods import MOODS, Mood, mood_of
+from model.serving.encoder import BUNDLED_ENCODER, Encoder, EncoderError
+from model.serving.explain import Explanation, WordEffect, explain
+from model.serving.moods import MOODS, Mood, mood_of
 
 __all__ = [
     "BUNDLED_ENCODER",
@@ -29,7 +29,6 @@ __all__ = [
     "MOODS",
     "Artifact",
     "ArtifactError",
-    "DataError",
     "Encoder",
     "EncoderError",
     "Explanation",

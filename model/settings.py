@@ -20,8 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from model.cache import default_cache_dir
-from model.encoder import (
+from model.serving.encoder import (
     BUNDLED_ENCODER,
     DEFAULT_BATCH_SIZE,
     PRECISION_CHOICES,
@@ -158,4 +157,8 @@ class ModelSettings(ClassifierSettings):
     @property
     def embedding_cache_dir(self) -> Path:
         """``cache_dir``, else ``sentiment-bot/embeddings`` in ``XDG_CACHE_HOME`` (~/.cache)."""
+        # imported here: the bot reads ClassifierSettings from this module and never loads the
+        # training code
+        from model.training.cache import default_cache_dir
+
         return self.cache_dir or default_cache_dir(self.xdg_cache_home)

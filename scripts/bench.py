@@ -69,7 +69,7 @@ def build(path: str, threads: int | None, model_dir: str | None) -> tuple[Embed,
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from model.encoder import BUNDLED_ENCODER, Encoder, resolve_source
+    from model.serving.encoder import BUNDLED_ENCODER, Encoder, resolve_source
 
     if threads:
         torch.set_num_threads(threads)
@@ -125,8 +125,8 @@ def build(path: str, threads: int | None, model_dir: str | None) -> tuple[Embed,
 
 
 def worker(path: str, args: argparse.Namespace) -> dict[str, Any]:
-    from model.data import load_labelled
-    from model.train import TrainOptions, fit_logistic
+    from model.training.data import load_labelled
+    from model.training.train import TrainOptions, fit_logistic
 
     folder = data_dir(args.data_dir)
     train = load_labelled(folder / "train.tsv").head(args.train_rows)
@@ -177,8 +177,8 @@ def merged_model_dir(artifact_path: Path, folder: Path) -> str:
     """The artifact's encoder (adapter merged) saved as a plain sentence-transformers folder."""
     import shutil
 
-    from model.artifact import load_artifact
-    from model.encoder import Encoder, resolve_source
+    from model.serving.artifact import load_artifact
+    from model.serving.encoder import Encoder, resolve_source
 
     spec = load_artifact(artifact_path).encoder
     if spec.pooling != "mean" or not spec.normalize:

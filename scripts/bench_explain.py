@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: what "Why" (model/explain.py) adds to a /sentiment answer, by message length.
+"""Benchmark: what "Why" (model/serving/explain.py) adds to a /sentiment answer, by message length.
 
 For SST-2 dev sentences (real sentences, 2 to 50+ words) and for synthetic long messages, it
 times, one message at a time as /sentiment runs them: the prediction alone
@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from model import SentimentClassifier, explain  # noqa: E402
-from model.data import DataError, find_split, load_labelled  # noqa: E402
-from model.explain import MAX_WORDS, words  # noqa: E402
+from model.serving.explain import MAX_WORDS, words  # noqa: E402
+from model.training.data import DataError, find_split, load_labelled  # noqa: E402
 
 BUCKETS = ((1, 10), (11, 20), (21, MAX_WORDS), (MAX_WORDS + 1, 10_000))
 

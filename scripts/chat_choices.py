@@ -23,9 +23,10 @@ import time
 
 import numpy as np
 
-from model.cache import EmbeddingCache
-from model.classifier import SentimentClassifier
-from model.data import (
+from model.serving.classifier import SentimentClassifier
+from model.settings import ModelSettings
+from model.training.cache import EmbeddingCache
+from model.training.data import (
     AMBIGUOUS_CHOICES,
     MIXED_CHOICES,
     ChatMapping,
@@ -37,8 +38,7 @@ from model.data import (
     load_training_data,
     row_weights,
 )
-from model.settings import ModelSettings
-from model.train import TrainOptions, embed, fit_three_way
+from model.training.train import TrainOptions, embed, fit_three_way
 
 
 def main() -> int:

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Measure the language gate (model/language.py): what it wrongly flags, what it catches, how fast.
+"""Measure the language gate (model/serving/language.py): what it wrongly flags, what it
+catches, how fast.
 
-Prints, for the gate as configured in ``model.language``:
+Prints, for the gate as configured in ``model.serving.language``:
 
 - the share of English messages flagged as foreign on the hand-labelled chat set
-  (tests/data/chat_eval.tsv) and on GoEmotions train and dev (English Reddit comments), with
+  (model/training/chat_eval.tsv) and on GoEmotions train and dev (English Reddit comments), with
   the counts; flagged GoEmotions comments reviewed as genuinely not English
   (``REVIEWED_NOT_ENGLISH``) are counted apart, and every flagged comment is listed (--show);
 - recall on tests/data/foreign_chat.tsv (foreign chat messages): caught, and caught with the
@@ -31,7 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from model.language import LanguageGate  # noqa: E402
+from model.serving.language import LanguageGate  # noqa: E402
+from model.training.chateval import default_chat_set_path  # noqa: E402
 
 # GoEmotions comments reviewed by hand as (mostly) not English. GoEmotions was filtered to
 # English by its authors; these are the only ones a search over train+dev found (detector
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO.parent / "shared" / "data" / "goemotions",
         help="folder with GoEmotions train.tsv and dev.tsv [../shared/data/goemotions]",
     )
-    parser.add_argument("--chat-set", type=Path, default=REPO / "tests" / "data" / "chat_eval.tsv")
+    parser.add_argument("--chat-set", type=Path, default=default_chat_set_path())
     parser.add_argument(
         "--foreign-set", type=Path, default=REPO / "tests" / "data" / "foreign_chat.tsv"
     )

@@ -57,7 +57,7 @@ from bot.monitor import percentile
 from bot.storage import DEFAULT_NEGATIVE_EMOJI, DEFAULT_POSITIVE_EMOJI, Storage
 from fakediscord import ClientDiedError, FakeDiscord, running_client
 from model import SentimentClassifier
-from model.data import DataError, load_labelled
+from model.training.data import DataError, load_labelled
 
 REPO = Path(__file__).resolve().parent.parent
 

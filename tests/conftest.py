@@ -109,6 +109,6 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def bundled_encoder():  # type: ignore[no-untyped-def]
     """The bundled all-MiniLM-L6-v2, loaded once."""
-    from model.encoder import Encoder
+    from model.serving.encoder import Encoder
 
     return Encoder()

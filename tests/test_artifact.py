@@ -11,8 +11,8 @@ import joblib
 import numpy as np
 import pytest
 
-from model.adapter import adapter_digest
-from model.artifact import (
+from model.serving.adapter import adapter_digest
+from model.serving.artifact import (
     SCHEMA_VERSION,
     Artifact,
     ArtifactError,
@@ -22,8 +22,8 @@ from model.artifact import (
     save_artifact,
     write_payload,
 )
-from model.encoder import EncoderSpec
-from model.finetune import FinetuneOptions
+from model.serving.encoder import EncoderSpec
+from model.training.finetune import FinetuneOptions
 
 
 def make_artifact() -> Artifact:

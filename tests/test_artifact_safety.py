@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from model.artifact import (
+from model.serving.artifact import (
     THREE_WAY_LABELS,
     Artifact,
     ArtifactError,
@@ -25,7 +25,7 @@ from model.artifact import (
     save_artifact,
     write_payload,
 )
-from model.encoder import EncoderSpec
+from model.serving.encoder import EncoderSpec
 
 SPEC = EncoderSpec("some/encoder", "mean", 64, True)
 

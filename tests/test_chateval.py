@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.chateval import (
+from model.training.chateval import (
     CHAT_LABELS,
     ChatSet,
     ChatSetError,
     chat_report,
     default_chat_set_path,
-    format_chat_report,
     load_chat_set,
 )
+from model.training.formatting import format_chat_report
 
 CATEGORIES = {
     "emoji",
@@ -44,7 +44,7 @@ def chat_set() -> ChatSet:
 def test_default_path_is_the_committed_file() -> None:
     path = default_chat_set_path()
     assert path.is_file()
-    assert path.parts[-3:] == ("tests", "data", "chat_eval.tsv")
+    assert path.parts[-3:] == ("model", "training", "chat_eval.tsv")
 
 
 def test_committed_set_size_and_labels(chat_set: ChatSet) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from model import EMPTY_PREDICTION, SentimentClassifier, default_artifact_path, load_artifact
-from model.artifact import save_artifact
-from model.data import load_labelled
+from model.serving.artifact import save_artifact
+from model.training.data import load_labelled
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +106,10 @@ def test_emoji_are_read(classifier: SentimentClassifier) -> None:
 def test_serving_path_other_than_the_fitted_one_is_warned(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from model import classifier as module
+    from model.serving import classifier as module
 
     assert load_artifact(default_artifact_path()).encoder.precision == "fp32"
-    with caplog.at_level("WARNING", logger="model.classifier"):
+    with caplog.at_level("WARNING", logger="model.serving.classifier"):
         bf16 = SentimentClassifier.load(precision="bf16")
     assert bf16.encoder.spec.precision == "bf16"
     assert "fitted on fp32" in caplog.text and "--precision bf16" in caplog.text
@@ -116,10 +120,51 @@ def test_serving_path_other_than_the_fitted_one_is_warned(
     save_artifact(fitted_bf16, tmp_path / "bf16.safetensors")
     caplog.clear()
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level("WARNING", logger="model.classifier"):
+    with caplog.at_level("WARNING", logger="model.serving.classifier"):
         fallback = SentimentClassifier.load(tmp_path / "bf16.safetensors")
     assert fallback.encoder.spec.precision == "fp32"
     assert "no native bf16" in caplog.text
     # and the answers barely move
     text = ["an absolutely wonderful , moving film"]
     assert fallback.predict_batch(text)[0].label == "positive"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_bot_and_serving_never_import_the_training_code() -> None:
+    """The bot uses ``model`` (the public API), ``model.serving`` and the shared settings; the
+    serving code stands without ``model.training``."""
+    repo = Path(__file__).resolve().parent.parent
+    sources = [*(repo / "bot").rglob("*.py"), *(repo / "model" / "serving").glob("*.py")]
+    sources.append(repo / "model" / "__init__.py")
+    assert len(sources) > 20
+    offenders: dict[str, list[str]] = {}
+    for path in sources:
+        training = sorted(n for n in _imported_modules(path) if n.startswith("model.training"))
+        if training:
+            offenders[str(path.relative_to(repo))] = training
+    assert offenders == {}
+
+
+def test_loading_the_bot_loads_no_training_module() -> None:
+    code = (
+        "import json, sys, bot.app, bot.cli, bot.client, bot.command, bot.config, model; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('model.'))))"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+    )
+    loaded = json.loads(run.stdout)
+    assert "model.serving.classifier" in loaded  # the probe sees what the bot loads
+    assert [m for m in loaded if m.startswith("model.training")] == []

@@ -14,8 +14,8 @@ import pytest
 from bot.cli import history_main
 from bot.storage import CorrectionRecord, Storage
 from model.cli.train import train_main
-from model.corrections import load_corrections, split_held_out
-from model.data import BINARY, THREE_WAY
+from model.training.corrections import load_corrections, split_held_out
+from model.training.data import BINARY, THREE_WAY
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 # Gamers' praise that a model trained on film reviews reads as negative: each one corrected

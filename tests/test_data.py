@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from model.data import (
+from model.training.data import (
     DataError,
     Dataset,
     find_phrases,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.encoder import Encoder, EncoderError, model_defaults, resolve_source
+from model.serving.encoder import Encoder, EncoderError, model_defaults, resolve_source
 
 TEXTS = ["good", "the movie was not very good at all", "bad film", "a"]
 
@@ -128,7 +128,7 @@ def test_bf16_path_stays_close_to_fp32(fixture: str, request: pytest.FixtureRequ
 
 
 def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    from model import encoder as module
+    from model.serving import encoder as module
 
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
     assert module.resolve_precision("auto") == "fp32"

@@ -1,4 +1,4 @@
-"""model/explain.py: the words that moved the mood most, on the real bundled models.
+"""model/serving/explain.py: the words that moved the mood most, on the real bundled models.
 
 "Moved the mood" (see the module): removing a word changes each mood's probability by
 P(mood | text) - P(mood | text without it); the word pushed the text toward the mood it raised
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from model import MOODS, Prediction, SentimentClassifier, default_artifact_path, explain
-from model.explain import MAX_WORDS, Explanation, WordEffect, without, words
-from model.textnorm import pieces
+from model.serving.explain import MAX_WORDS, Explanation, WordEffect, without, words
+from model.serving.textnorm import pieces
 
 # ------------------------------------------------------------------------------ words (no model)
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
-from model.artifact import load_artifact, save_artifact
-from model.classifier import SentimentClassifier
-from model.data import Dataset
-from model.encoder import Encoder, EncoderError
-from model.finetune import FinetuneError, FinetuneOptions, epoch_batches, finetune
-from model.train import TrainOptions, train_classifier
+from model.serving.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
+from model.serving.artifact import load_artifact, save_artifact
+from model.serving.classifier import SentimentClassifier
+from model.serving.encoder import Encoder, EncoderError
+from model.training.data import Dataset
+from model.training.finetune import FinetuneError, FinetuneOptions, epoch_batches, finetune
+from model.training.train import TrainOptions, train_classifier
 
 POSITIVE = ["good movie", "great film", "love it", "the film was fun", "very good", "a great movie"]
 NEGATIVE = ["bad movie", "awful film", "hate it", "the film was boring", "very bad", "not good"]
@@ -238,3 +238,9 @@ def test_asking_for_a_gpu_without_one_is_clear(tiny_encoder: Encoder, tmp_path: 
             tiny_encoder, toy_data(), tmp_path / "a", options=FinetuneOptions(device="cuda"),
             progress=False, log=lambda _: None,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["epochs", "batch_size", "rank"])
+def test_finetune_options_are_checked_when_made(field: str) -> None:
+    with pytest.raises(FinetuneError, match="epochs, batch size and rank must each be at least 1"):
+        FinetuneOptions(**{field: 0})  # type: ignore[arg-type]

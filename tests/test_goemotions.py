@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.data import (
+from model.training.data import (
     THREE_WAY,
     ChatMapping,
     DataError,

@@ -1,5 +1,6 @@
-"""The language gate (model/language.py): English chat, however short, is never flagged; clearly
-foreign chat is, with its language; markup carries no language; the answer never varies."""
+"""The language gate (model/serving/language.py): English chat, however short, is never
+flagged; clearly foreign chat is, with its language; markup carries no language; the answer
+never varies."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from model.language import DETECTOR_LANGUAGES, LanguageGate, strip_markup
+from model.serving.language import DETECTOR_LANGUAGES, LanguageGate, strip_markup
+from model.training.chateval import default_chat_set_path
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -132,7 +134,7 @@ def test_single_messages(gate: LanguageGate, text: str, language: str) -> None:
 
 
 def test_chat_set_is_almost_never_flagged(gate: LanguageGate) -> None:
-    texts = [row[0] for row in read_tsv(DATA / "chat_eval.tsv")]
+    texts = [row[0] for row in read_tsv(default_chat_set_path())]
     assert len(texts) > 300
     flagged = [t for t, c in zip(texts, gate.foreign(texts), strict=True) if c]
     assert len(flagged) < 0.01 * len(texts), flagged

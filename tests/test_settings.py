@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from model.cache import default_cache_dir
-from model.data import DataError, find_phrases
 from model.settings import ModelSettings, SettingsError
+from model.training.cache import default_cache_dir
+from model.training.data import DataError, find_phrases
 
 
 def test_model_defaults_and_every_variable_is_read() -> None:

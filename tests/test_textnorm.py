@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.encoder import Encoder, EncoderError
-from model.textnorm import NORMALIZERS, NormalizerError, get_normalizer, normalize_chat
+from model.serving.encoder import Encoder, EncoderError
+from model.serving.textnorm import NORMALIZERS, NormalizerError, get_normalizer, normalize_chat
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.artifact import (
+from model.cli.evaluate import evaluate_main
+from model.cli.train import train_main
+from model.serving.artifact import (
     THREE_WAY_LABELS,
     Artifact,
     ArtifactError,
@@ -19,11 +21,9 @@ from model.artifact import (
     save_artifact,
     write_payload,
 )
-from model.classifier import EMPTY_PREDICTION, Prediction, SentimentClassifier
-from model.cli.evaluate import evaluate_main
-from model.cli.train import train_main
-from model.encoder import EncoderSpec
-from model.metrics import choose_thresholds, three_way_report, voiced_moods
+from model.serving.classifier import EMPTY_PREDICTION, Prediction, SentimentClassifier
+from model.serving.encoder import EncoderSpec
+from model.training.metrics import choose_thresholds, three_way_report, voiced_moods
 
 SPEC = EncoderSpec(name="enc", pooling="mean", max_length=32, normalize=True)
 

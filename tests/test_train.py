@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
-from model.artifact import load_artifact
-from model.classifier import SentimentClassifier, sigmoid
 from model.cli.evaluate import evaluate_main
 from model.cli.train import train_main
-from model.metrics import choose_band
-from model.train import fit_temperature
+from model.serving.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest
+from model.serving.artifact import load_artifact
+from model.serving.classifier import SentimentClassifier, sigmoid
+from model.training.metrics import choose_band
+from model.training.train import TrainOptions, fit_temperature
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -78,7 +78,7 @@ def test_artifact_probabilities_match_scikit_learn(sst2_dir: Path, trained: dict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from model.data import load_labelled
+    from model.training.data import load_labelled
 
     clf = SentimentClassifier.load(trained["first"])
     train = load_labelled(sst2_dir / "train.tsv").head(300)
@@ -99,7 +99,7 @@ def test_calibration_changes_confidence_never_a_decision(
     """The same training without temperature scaling: every prediction keeps its side and the
     band voices the same dev rows, while dev log-loss (what the temperature minimises) is no
     worse with it."""
-    from model.data import load_labelled
+    from model.training.data import load_labelled
 
     raw_path = trained["work"] / "raw.safetensors"
     argv = [*trained["argv"], "--calibration", "none", "--output", str(raw_path)]
@@ -259,7 +259,7 @@ def test_finetune_through_the_command(
     assert tuned["steps"] == 4 and tuned["rows"] == 64 and tuned["finetune_on"] == "sentences"
     assert tuned["adapter_digest"] == adapter_digest(adapter)
     # the committed chat set is reported on, named relative to the checkout (no machine paths)
-    assert report["chat"]["data"] == "tests/data/chat_eval.tsv"
+    assert report["chat"]["data"] == "model/training/chat_eval.tsv"
     assert output.with_suffix(".finetune.png").read_bytes().startswith(PNG_MAGIC)
     classifier = SentimentClassifier.load(output)
     assert classifier.artifact.encoder.adapter_digest == tuned["adapter_digest"]
@@ -282,3 +282,15 @@ def test_finetune_mistakes_give_one_clear_line(
     assert train_main([*argv, "--adapter", str(tmp_path / "nowhere"), "--limit", "8"]) == 2
     err = capsys.readouterr().err
     assert "adapter folder" in err and "not found" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"c_grid": ()}, "the C grid is empty"),
+        ({"calibration": "platt"}, "calibration must be one of temperature, none"),
+    ],
+)
+def test_train_options_are_checked_when_made(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainOptions(**options)  # type: ignore[arg-type]

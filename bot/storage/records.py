@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
-from model.moods import Mood, mood_of
+from model.serving.moods import Mood, mood_of
 
 __all__ = [
     "ANY_GUILD",

@@ -9,14 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from model.artifact import ArtifactError
-from model.cache import EmbeddingCache
-from model.chateval import ChatSet, ChatSetError, default_chat_set_path, load_chat_set
 from model.cli.options import DEFAULT_OUTPUT
-from model.data import DataError, Dataset, find_split, load_labelled
-from model.encoder import Encoder, EncoderError
-from model.finetune import FinetuneError
+from model.serving.artifact import ArtifactError
+from model.serving.encoder import Encoder, EncoderError
 from model.settings import ModelSettings, SettingsError
+from model.training.cache import EmbeddingCache
+from model.training.chateval import ChatSet, ChatSetError, default_chat_set_path, load_chat_set
+from model.training.data import DataError, Dataset, find_split, load_labelled
+from model.training.finetune import FinetuneError
 
 
 class UsageError(Exception):

@@ -12,9 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from model.artifact import default_artifact_path
-from model.chateval import evaluate_chat, format_chat_report, load_chat_set
-from model.classifier import SentimentClassifier
 from model.cli.common import (
     check_writable,
     embedding_cache,
@@ -24,18 +21,26 @@ from model.cli.common import (
 )
 from model.cli.options import evaluate_parser
 from model.cli.report import describe_speed, write_report
-from model.data import ChatMapping, Dataset, find_chat_files, load_goemotions, load_labelled
-from model.metrics import (
+from model.serving.artifact import default_artifact_path
+from model.serving.classifier import SentimentClassifier
+from model.settings import ModelSettings
+from model.training.chateval import evaluate_chat, load_chat_set
+from model.training.data import (
+    ChatMapping,
+    Dataset,
+    find_chat_files,
+    load_goemotions,
+    load_labelled,
+)
+from model.training.formatting import format_chat_report, format_report, format_three_way_report
+from model.training.metrics import (
     evaluate_probabilities,
     evaluate_three_way_binary,
-    format_report,
-    format_three_way_report,
-    plot_reliability,
     said_report,
     three_way_report,
 )
-from model.settings import ModelSettings
-from model.train import embed
+from model.training.plots import plot_reliability
+from model.training.train import embed
 
 
 def evaluate_main(argv: Sequence[str] | None = None, prog: str = "sentiment-evaluate") -> int:

@@ -10,13 +10,13 @@ import argparse
 import math
 from pathlib import Path
 
-from model.chateval import default_chat_set_path
-from model.corrections import DEFAULT_HELD_OUT, DEFAULT_WEIGHT
-from model.data import AMBIGUOUS_CHOICES, MIXED_CHOICES, SPLITS
-from model.encoder import BUNDLED_ENCODER, DEFAULT_BATCH_SIZE, POOLINGS, PRECISION_CHOICES
-from model.finetune import FinetuneOptions
-from model.textnorm import DEFAULT_NORMALIZER, NORMALIZERS
-from model.train import CALIBRATIONS, DEFAULT_C_GRID, THREE_WAY_C_GRID
+from model.serving.encoder import BUNDLED_ENCODER, DEFAULT_BATCH_SIZE, POOLINGS, PRECISION_CHOICES
+from model.serving.textnorm import DEFAULT_NORMALIZER, NORMALIZERS
+from model.training.chateval import default_chat_set_path
+from model.training.corrections import DEFAULT_HELD_OUT, DEFAULT_WEIGHT
+from model.training.data import AMBIGUOUS_CHOICES, MIXED_CHOICES, SPLITS
+from model.training.finetune import FinetuneOptions
+from model.training.train import CALIBRATIONS, DEFAULT_C_GRID, THREE_WAY_C_GRID
 
 DEFAULT_OUTPUT = Path("artifacts/classifier.safetensors")
 
@@ -187,8 +187,8 @@ def train_parser(prog: str = "sentiment-train") -> argparse.ArgumentParser:
     parser.add_argument(
         "--chat-set",
         type=Path,
-        help="hand-labelled chat messages to report on too (default: tests/data/chat_eval.tsv "
-        "when it is there)",
+        help="hand-labelled chat messages to report on too (default: the committed chat set, "
+        "model/training/chat_eval.tsv)",
     )
     parser.add_argument(
         "--text-normalizer",

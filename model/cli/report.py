@@ -1,5 +1,5 @@
 """What the commands print and the JSON reports they write: the lines that describe a run, the
-metric tables (formatted by ``model.metrics`` and ``model.chateval``) and the timings."""
+metric tables (formatted by ``model.training.formatting``) and the timings."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from model.chateval import format_chat_report
-from model.data import ChatMapping, Dataset
-from model.encoder import Encoder
-from model.metrics import format_report, format_three_way_report
-from model.train import TrainResult
+from model.serving.encoder import Encoder
+from model.training.data import ChatMapping, Dataset
+from model.training.formatting import format_chat_report, format_report, format_three_way_report
+from model.training.train import TrainResult
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

@@ -11,8 +11,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from model.adapter import adapter_digest
-from model.artifact import save_artifact
 from model.cli.common import (
     UsageError,
     chat_set,
@@ -30,7 +28,11 @@ from model.cli.report import (
     print_training_reports,
     write_report,
 )
-from model.corrections import (
+from model.serving.adapter import adapter_digest
+from model.serving.artifact import save_artifact
+from model.serving.encoder import Encoder
+from model.settings import ModelSettings
+from model.training.corrections import (
     DEFAULT_HELD_OUT,
     DEFAULT_WEIGHT,
     format_corrections_report,
@@ -38,7 +40,7 @@ from model.corrections import (
     load_corrections,
     split_held_out,
 )
-from model.data import (
+from model.training.data import (
     BINARY,
     THREE_WAY,
     ChatMapping,
@@ -49,11 +51,9 @@ from model.data import (
     load_training_data,
     row_weights,
 )
-from model.encoder import Encoder
-from model.finetune import FinetuneOptions, finetune
-from model.metrics import plot_loss_curve, plot_reliability
-from model.settings import ModelSettings
-from model.train import (
+from model.training.finetune import FinetuneOptions, finetune
+from model.training.plots import plot_loss_curve, plot_reliability
+from model.training.train import (
     DEFAULT_C_GRID,
     THREE_WAY_C_GRID,
     TrainOptions,

@@ -31,10 +31,10 @@ import torch
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from model.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest, lora_targets
-from model.cache import default_cache_dir
-from model.data import Dataset
-from model.encoder import Encoder, cpu_has_native_bf16, pool
+from model.serving.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_digest, lora_targets
+from model.serving.encoder import Encoder, cpu_has_native_bf16, pool
+from model.training.cache import default_cache_dir
+from model.training.data import Dataset
 
 Log = Callable[[str], None]
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -63,6 +63,11 @@ class FinetuneOptions:
     checkpoint_every: int = 200  # steps between checkpoints
     device: str = "auto"  # auto: the GPU when there is one, else the CPU
     bf16: bool | None = None  # bf16 autocast; None: where the hardware has native bf16
+
+    def __post_init__(self) -> None:
+        # checked once, here (the device is checked when it is used: is there a GPU?)
+        if self.epochs < 1 or self.batch_size < 1 or self.rank < 1:
+            raise FinetuneError("epochs, batch size and rank must each be at least 1.")
 
     def identity(self) -> dict[str, Any]:
         """The settings that change the result (not where or how often it is saved)."""
@@ -256,8 +261,6 @@ def finetune(
         raise FinetuneError("fine-tune an fp32 encoder (bf16 is used through autocast).")
     if len(set(data.labels.tolist())) < 2:
         raise FinetuneError(f"{data.source} has only one label: fine-tuning needs both.")
-    if options.epochs < 1 or options.batch_size < 1 or options.rank < 1:
-        raise FinetuneError("epochs, batch size and rank must each be at least 1.")
 
     if weights is not None and (weights.shape != (len(data),) or not (weights > 0).all()):
         raise FinetuneError("row weights must be one positive number per row")

@@ -168,7 +168,7 @@ def get_normalizer(name: str) -> Normalizer:
         ) from None
 
 
-# -- pieces: the text cut where the chat normaliser cuts it (for model/explain.py) ------------
+# -- pieces: the text cut where the chat normaliser cuts it (for explain.py) -----------------------
 
 PieceKind = Literal["word", "emoji", "emoticon", "markup"]
 

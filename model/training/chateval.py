@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from model.classifier import SentimentClassifier
+    from model.serving.classifier import SentimentClassifier
 
 CHAT_LABELS = ("negative", "neutral", "positive")
 DEFAULT_CATEGORY = "plain"
@@ -45,8 +46,9 @@ class ChatSet:
 
 
 def default_chat_set_path() -> Path:
-    """The committed chat set, ``tests/data/chat_eval.tsv`` in the repository."""
-    return Path(__file__).resolve().parent.parent / "tests" / "data" / "chat_eval.tsv"
+    """The committed chat set, ``chat_eval.tsv`` beside this module (package data, so it is in
+    an installed package too)."""
+    return Path(str(resources.files("model.training") / "chat_eval.tsv"))
 
 
 def load_chat_set(path: str | Path) -> ChatSet:
@@ -147,7 +149,7 @@ def evaluate_chat(classifier: SentimentClassifier, chat: ChatSet) -> dict[str, A
 def _display_path(source: str) -> str:
     """``source`` relative to the repository when it lies inside it: reports and artifacts do
     not carry the folder a checkout happens to be in."""
-    root = default_chat_set_path().parent.parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout (or site-packages), above model/
     try:
         return Path(source).resolve().relative_to(root).as_posix()
     except ValueError:
@@ -230,64 +232,3 @@ def _share(hit: NDArray[np.bool_], among: NDArray[np.bool_]) -> float | None:
     """Share of ``among`` where ``hit`` holds, or None when ``among`` is empty."""
     count = int(among.sum())
     return None if count == 0 else float((hit & among).sum()) / count
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100.0 * value:.1f}%"
-
-
-def format_chat_report(report: dict[str, Any], title: str) -> str:
-    """A short multi-line text block of ``chat_report``'s figures, percentages to 1 decimal."""
-    lines = [
-        f"{title}: {report['n']} messages ({report['n_polar']} positive/negative, "
-        f"{report['n_neutral']} neutral)"
-    ]
-    if "thresholds" in report:
-        t = report["thresholds"]
-        lines.append(
-            f"  reacts when                  P(negative) >= {t['negative']:.3f}, "
-            f"P(positive) >= {t['positive']:.3f}"
-        )
-    elif "band" in report:
-        low, high = report["band"]
-        lines.append(f"  neutral band                 {low:.3f} < p < {high:.3f}")
-    lines += [
-        f"  positive/negative accuracy   {_pct(report['polar_accuracy'])}",
-        f"  voiced                       {_pct(report['polar_voiced_rate'])} of them, "
-        f"{_pct(report['polar_voiced_accuracy'])} right",
-        f"  neutral left silent          {_pct(report['neutral_caught_rate'])}",
-        f"  three-way accuracy           {_pct(report['three_way_accuracy'])}",
-    ]
-    if report.get("most_probable_accuracy") is not None:
-        recall = report["most_probable_recall"]
-        lines.append(
-            f"  most probable mood right     {_pct(report['most_probable_accuracy'])} (recall "
-            + ", ".join(f"{mood} {_pct(recall[mood])}" for mood in CHAT_LABELS)
-            + ")"
-        )
-    if report.get("reactions_precision") is not None:
-        lines.append(f"  reactions right              {_pct(report['reactions_precision'])}")
-    if report.get("unread"):
-        lines.append(f"  left unread                  {report['unread']}")
-    by_category: dict[str, dict[str, Any]] = report.get("by_category") or {}
-    if by_category:
-        parts = [
-            f"{name} {_pct(entry['three_way_accuracy'])} ({entry['n']})"
-            for name, entry in by_category.items()
-        ]
-        lines += _wrap_parts("  by category (three-way): ", parts, indent="    ", width=100)
-    return "\n".join(lines)
-
-
-def _wrap_parts(lead: str, parts: list[str], *, indent: str, width: int) -> list[str]:
-    """``parts`` joined by ", " after ``lead``, wrapped only between parts."""
-    lines: list[str] = []
-    current = lead
-    for index, part in enumerate(parts):
-        piece = part + ("," if index < len(parts) - 1 else "")
-        if current not in (lead, indent) and len(current) + len(piece) > width:
-            lines.append(current.rstrip())
-            current = indent
-        current += piece + " "
-    lines.append(current.rstrip())
-    return lines

@@ -31,8 +31,8 @@ import safetensors.numpy
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from numpy.typing import NDArray
 
-from model.encoder import POOLINGS, PRECISIONS, EncoderSpec
-from model.textnorm import NORMALIZERS
+from model.serving.encoder import POOLINGS, PRECISIONS, EncoderSpec
+from model.serving.textnorm import NORMALIZERS
 
 SCHEMA = "sentiment-bot/classifier"
 # 1: binary (a weight vector and one intercept); 2: adds three-way artifacts (a K x D matrix).

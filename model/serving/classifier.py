@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from model.artifact import Artifact, default_artifact_path, load_artifact
-from model.artifact import sigmoid as sigmoid  # re-exported: training and tests use it
-from model.encoder import (
+from model.serving.artifact import Artifact, default_artifact_path, load_artifact
+from model.serving.artifact import sigmoid as sigmoid  # re-exported: training and tests use it
+from model.serving.encoder import (
     DEFAULT_BATCH_SIZE,
     Encoder,
     cpu_has_native_bf16,
     resolve_precision,
 )
-from model.moods import MOODS, Mood, mood_of
+from model.serving.moods import MOODS, Mood, mood_of
 
 if TYPE_CHECKING:
-    from model.language import LanguageGate
+    from model.serving.language import LanguageGate
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class SentimentClassifier:
             )
         self.artifact = artifact
         self.encoder = encoder
-        # Text in another language than the encoder reads is left unread (see model/language.py)
+        # Text in another language than the encoder reads is left unread (see language.py)
         self.language_gate = language_gate
 
     @classmethod
@@ -147,7 +147,7 @@ class SentimentClassifier:
 
         The encoder runs on the numeric path the coefficients were fitted on (the artifact
         records it); ``precision`` overrides that, with a warning. With ``language_gate``, text
-        in another language than English is left unread (see model/language.py).
+        in another language than English is left unread (see model/serving/language.py).
         """
         artifact = load_artifact(
             Path(path).expanduser() if path is not None else default_artifact_path()
@@ -185,7 +185,7 @@ class SentimentClassifier:
             )
         gate = None
         if language_gate:
-            from model.language import LanguageGate
+            from model.serving.language import LanguageGate
 
             gate = LanguageGate()
         return cls(artifact, encoder, gate)

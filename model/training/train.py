@@ -22,13 +22,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model.artifact import Artifact, softmax
-from model.cache import EmbeddingCache
-from model.chateval import ChatSet, evaluate_chat
-from model.classifier import SentimentClassifier, sigmoid
-from model.data import CORRECTIONS, THREE_WAY, Dataset, digest_all, row_weights
-from model.encoder import Encoder
-from model.metrics import (
+from model.serving.artifact import Artifact, softmax
+from model.serving.classifier import SentimentClassifier, sigmoid
+from model.serving.encoder import Encoder
+from model.training.cache import EmbeddingCache
+from model.training.chateval import ChatSet, evaluate_chat
+from model.training.data import CORRECTIONS, THREE_WAY, Dataset, digest_all, row_weights
+from model.training.metrics import (
     choose_band,
     choose_thresholds,
     evaluate_probabilities,
@@ -60,6 +60,13 @@ class TrainOptions:
     balance_classes: bool = False  # three-way: each mood an equal share of its source's weight
     # Each training row from the bot's corrections (origin "corrections") weighs this much.
     corrections_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        # checked once, here: every function that takes the options can rely on them
+        if not self.c_grid:
+            raise ValueError("the C grid is empty")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
 
 
 @dataclass
@@ -119,8 +126,6 @@ def fit_logistic(
             return pipe.fit(x_train, y_train)
         return pipe.fit(x_train, y_train, logisticregression__sample_weight=sample_weight)
 
-    if not options.c_grid:
-        raise ValueError("the C grid is empty")
     # One fit per C, in parallel threads (the heavy parts release the GIL); each fit is
     # deterministic, so the result does not depend on the scheduling.
     pipes = Parallel(n_jobs=options.n_jobs, prefer="threads")(
@@ -190,8 +195,6 @@ def train_classifier(
     """Embed, fit, calibrate on dev, choose the band, evaluate on test (and on the chat set
     when given)."""
     options = options or TrainOptions()
-    if options.calibration not in CALIBRATIONS:
-        raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -317,8 +320,6 @@ def fit_three_way(
         )
         return pipe.fit(x_train, train.labels, logisticregression__sample_weight=weights)
 
-    if not options.c_grid:
-        raise ValueError("the C grid is empty")
     pipes = Parallel(n_jobs=options.n_jobs, prefer="threads")(
         delayed(fit)(c) for c in options.c_grid
     )
@@ -358,8 +359,6 @@ def train_three_way(
     confidence below which the bot stays silent; evaluate on SST-2 test (positive against
     negative) and on the chat set."""
     options = options or TrainOptions()
-    if options.calibration not in CALIBRATIONS:
-        raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
     if options.chat_share is None:
         raise ValueError("a three-way model needs chat_share")
     timings: dict[str, float] = {}

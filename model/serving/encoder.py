@@ -20,8 +20,8 @@ import torch
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from model.adapter import AdapterError, merge_adapter
-from model.textnorm import DEFAULT_NORMALIZER, NormalizerError, get_normalizer
+from model.serving.adapter import AdapterError, merge_adapter
+from model.serving.textnorm import DEFAULT_NORMALIZER, NormalizerError, get_normalizer
 
 Pooling = Literal["cls", "mean"]
 POOLINGS: tuple[Pooling, ...] = ("cls", "mean")
@@ -57,8 +57,8 @@ class EncoderSpec:
     # Fine-tuned encoders: the LoRA adapter folder merged into ``name`` at load, and its digest.
     adapter: str | None = None
     adapter_digest: str | None = None
-    # How chat text is rewritten before the tokenizer (model/textnorm.py); "none" for artifacts
-    # written before normalisation existed.
+    # How chat text is rewritten before the tokenizer (textnorm.py); "none" for artifacts written
+    # before normalisation existed.
     text_normalizer: str = "none"
 
 

@@ -1,8 +1,8 @@
 """Why a text got its mood: the words that moved it most, by leaving each one out.
 
 :func:`explain` cuts the text into words where the chat normaliser cuts it (a mention, a code
-block, an emoji or a run of one emoji is one word: see :func:`model.textnorm.pieces`), builds
-the text once without each word, and scores the text and all those variants in ONE batched
+block, an emoji or a run of one emoji is one word: see :func:`model.serving.textnorm.pieces`),
+builds the text once without each word, and scores the text and all those variants in ONE batched
 encoder call. A word removed is removed everywhere it occurs (case aside: "Bad ... bad"), as the
 normaliser says a run of one emoji once: leaving one copy in would let it carry the mood alone,
 and a list of the top words should not name the same word twice.
@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING
 import emoji
 import numpy as np
 
-from model.classifier import Prediction
-from model.moods import MOODS, Mood
-from model.textnorm import pieces
+from model.serving.classifier import Prediction
+from model.serving.moods import MOODS, Mood
+from model.serving.textnorm import pieces
 
 if TYPE_CHECKING:
-    from model.classifier import SentimentClassifier
+    from model.serving.classifier import SentimentClassifier
 
 __all__ = ["MAX_WORDS", "Explanation", "Word", "WordEffect", "explain", "without", "words"]
 

@@ -18,7 +18,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from model.data import BINARY, CORRECTIONS, THREE_WAY, DataError, Dataset
+from model.training.data import BINARY, CORRECTIONS, THREE_WAY, DataError, Dataset
 
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 DEFAULT_HELD_OUT: Final = 0.3

@@ -16,7 +16,7 @@ Decision rule, on the raw message:
 
 1. Discord markup carries no language: code blocks and inline code, links, user / role /
    channel / slash-command mentions, timestamps, custom emoji, Unicode emoji and ASCII
-   emoticons are removed (``model.textnorm``'s patterns), spoiler bars kept as their text; the
+   emoticons are removed (``textnorm``'s patterns), spoiler bars kept as their text; the
    rest is NFKC-normalised (so fancy-font or full-width Latin reads as Latin).
 2. **Script.** A letter belongs to a script (Latin, Cyrillic, Greek, Arabic, Hebrew, Devanagari,
    Hangul, Thai, Chinese characters and kana, ...). Letters count as evidence of a script only
@@ -55,7 +55,7 @@ from typing import Any
 
 import emoji
 
-from model.textnorm import (
+from model.serving.textnorm import (
     _CHANNEL,
     _CUSTOM_EMOJI,
     _EMOTICON,

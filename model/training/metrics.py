@@ -1,4 +1,6 @@
-"""Evaluation: accuracy, F1, confusion matrix, calibration, confident-prediction coverage, band.
+"""Evaluation: accuracy, F1, confusion matrix, calibration, confident-prediction coverage, band;
+the three-way reports and the reaction thresholds. It only computes: the tables are in
+``formatting.py``, the plots in ``plots.py``.
 
 Everything works on ``y`` (0/1 labels) and ``p`` (probability of positive), so the same code
 reports on any split, any artifact, any file.
@@ -6,15 +8,13 @@ reports on any split, any artifact, any file.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 
-from model.moods import MOODS
+from model.serving.moods import MOODS
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -149,123 +149,6 @@ def evaluate_probabilities(y: IntArray, p: FloatArray, band: tuple[float, float]
     }
 
 
-def _pct(value: float, width: int = 0) -> str:
-    text = "-" if value != value else f"{value:.1%}"  # NaN: nothing to measure
-    return text.rjust(width)
-
-
-def format_report(report: dict[str, Any], title: str) -> str:
-    """Human-readable text for the terminal."""
-    cm = report["confusion_matrix"]["rows_true_cols_predicted"]
-    band = report["band"]
-    lines = [
-        title,
-        f"  rows           {report['rows']}",
-        f"  accuracy       {report['accuracy']:.2%}",
-        f"  F1 (positive)  {report['f1_positive']:.4f}   F1 (macro) {report['f1_macro']:.4f}",
-        f"  ECE ({ECE_BINS} bins)   {report['ece']:.4f}   log-loss {report['log_loss']:.4f}",
-        "  confusion matrix        predicted neg  predicted pos",
-        f"    true negative         {cm[0][0]:>13}  {cm[0][1]:>13}",
-        f"    true positive         {cm[1][0]:>13}  {cm[1][1]:>13}",
-        "  confident predictions   confidence >=  coverage  precision",
-    ]
-    for row in report["confident"]:
-        lines.append(
-            f"                          {row['confidence']:>12.2f}  {_pct(row['coverage'], 8)}"
-            f"  {_pct(row['precision'], 9)}"
-        )
-    voicing = report.get("voicing")
-    if voicing is not None:  # a three-way model: its reactions, by its per-mood thresholds
-        predicted = report.get("three_way_predicted", [0, 0, 0])
-        lines.append(
-            f"  three-way: predicted {predicted[0]} negative, {predicted[1]} neutral, "
-            f"{predicted[2]} positive; reacts on {_pct(voicing['coverage'])} of rows "
-            f"(P >= {voicing['t_negative']:.3f} negative, >= {voicing['t_positive']:.3f} "
-            f"positive), {_pct(voicing['precision'])} of them right"
-        )
-    else:
-        lines.append(
-            f"  neutral band {band['low']:.3f}..{band['high']:.3f}: the bot speaks on "
-            f"{_pct(band['coverage'])} of rows, {_pct(band['accuracy_outside'])} of them right "
-            f"(positive {_pct(band['precision_positive'])}, negative "
-            f"{_pct(band['precision_negative'])})"
-        )
-    return "\n".join(lines)
-
-
-def plot_reliability(report: dict[str, Any], path: Path, title: str) -> None:
-    """Reliability diagram (predicted vs observed share positive) with a count histogram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    bins = report["reliability_bins"]
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
-    centers = [(b["low"] + b["high"]) / 2 for b in bins]
-    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
-    top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    top.bar(
-        centers,
-        [b["observed"] for b in bins],
-        width=width * 0.9,
-        alpha=0.6,
-        color="tab:blue",
-        edgecolor="black",
-        label="observed share positive",
-    )
-    top.plot(
-        [b["predicted"] for b in bins],
-        [b["observed"] for b in bins],
-        "o-",
-        color="tab:orange",
-        label="bin mean",
-    )
-    low, high = report["band"]["low"], report["band"]["high"]
-    for ax in (top, bottom):
-        ax.axvspan(low, high, color="grey", alpha=0.15)
-    top.set_ylabel("observed share positive")
-    top.set_ylim(0, 1)
-    top.set_title(
-        f"{title}\nECE {report['ece']:.3f}, accuracy {report['accuracy']:.1%}; grey: neutral band",
-        fontsize=9,
-    )
-    top.legend(loc="upper left", fontsize=8)
-    bottom.bar(centers, [b["count"] for b in bins], width=width * 0.9, color="tab:grey")
-    bottom.set_xlabel("predicted probability of positive")
-    bottom.set_ylabel("rows")
-    bottom.set_xlim(0, 1)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_loss_curve(
-    points: list[dict[str, float]], path: Path, title: str, classes: int = 2
-) -> None:
-    """Fine-tuning's training loss (mean over each checkpoint window) against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    ax.plot([p["step"] for p in points], [p["loss"] for p in points], "-", color="tab:blue")
-    ax.axhline(math.log(classes), linestyle="--", color="grey", label=f"chance (ln {classes})")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (cross-entropy)")
-    ax.set_ylim(bottom=0)
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------------------------
 # Three-way (negative / neutral / positive): ``y`` holds indices into MOODS, ``probs`` rows of
 # P(negative), P(neutral), P(positive). ``band`` is (1 - t_negative, t_positive): a positive is
@@ -377,45 +260,6 @@ def three_way_report(y: IntArray, probs: FloatArray, band: tuple[float, float]) 
         "said": mood_stats(y, said),
         "voicing": voicing_stats(y, said),
     }
-
-
-def format_three_way_report(report: dict[str, Any], title: str) -> str:
-    """Human-readable text for a three-way report (or a binary model's ``said_report``)."""
-    cm = report["confusion_matrix"]["rows_true_cols_predicted"]
-    v = report["voicing"]
-    said = report["said"]
-    lines = [
-        title,
-        f"  rows           {report['rows']}",
-        f"  accuracy       {report['accuracy']:.2%}   macro recall {report['macro_recall']:.2%}"
-        f"   F1 (macro) {report['f1_macro']:.4f}",
-        "  recall         " + "  ".join(f"{m} {_pct(report['recall'][m])}" for m in MOODS),
-    ]
-    if "log_loss" in report:
-        lines.append(
-            f"  log-loss       {report['log_loss']:.4f}   ECE (most probable, {ECE_BINS} bins) "
-            f"{report['ece_top']:.4f}"
-        )
-    lines.append("  confusion matrix   predicted neg  predicted neu  predicted pos")
-    for k, mood in enumerate(MOODS):
-        lines.append(f"    true {mood:<9} {cm[k][0]:>14} {cm[k][1]:>14} {cm[k][2]:>14}")
-    rule = ""
-    if "thresholds" in report:
-        t = report["thresholds"]
-        rule = f" (P >= {t['negative']:.3f} negative, >= {t['positive']:.3f} positive)"
-    lines.append(
-        f"  what the bot says{rule}: {said['accuracy']:.2%} right three-way (silent = "
-        f"neutral), macro recall {said['macro_recall']:.2%}"
-    )
-    lines.append(
-        f"  reactions on {_pct(v['coverage'])} of rows, {_pct(v['precision'])} of them right"
-    )
-    for mood in ("positive", "negative"):
-        lines.append(
-            f"    {mood:<9} {v[f'reactions_{mood}']:>6} reactions, {_pct(v[f'precision_{mood}'])} "
-            f"precise, voicing {_pct(v[f'voiced_share_{mood}'])} of the {mood} rows"
-        )
-    return "\n".join(lines)
 
 
 def evaluate_three_way_binary(
