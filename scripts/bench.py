@@ -43,6 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from model.settings import ModelSettings
+from model.training.data import DEFAULT_DATA_DIR
+
 PATHS = {
     "a": "one-at-a-time (transformers, fp32)",
     "b": "tutorial: pad to longest, batches of 256 (fp32)",
@@ -50,13 +53,12 @@ PATHS = {
     "d": "ours (default path)",
     "e": "ours, fp32",
 }
-REPO = Path(__file__).resolve().parent.parent
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 def data_dir(flag: str | None) -> Path:
-    value = flag or os.environ.get("SENTIMENT_DATA_DIR") or REPO.parent / "shared/data/sst2"
-    return Path(value)
+    """SST-2 where the model commands look: the flag, else SENTIMENT_DATA_DIR, else data/sst2."""
+    return Path(flag) if flag else (ModelSettings.from_env().data_dir or DEFAULT_DATA_DIR)
 
 
 # --------------------------------------------------------------------------------------------

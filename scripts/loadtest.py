@@ -34,7 +34,6 @@ import contextlib
 import gc
 import json
 import logging
-import os
 import random
 import re
 import resource
@@ -57,9 +56,8 @@ from bot.monitor import percentile
 from bot.storage import DEFAULT_NEGATIVE_EMOJI, DEFAULT_POSITIVE_EMOJI, Storage
 from fakediscord import ClientDiedError, FakeDiscord, running_client
 from model import SentimentClassifier
-from model.training.data import DataError, load_labelled
-
-REPO = Path(__file__).resolve().parent.parent
+from model.settings import ModelSettings
+from model.training.data import DEFAULT_DATA_DIR, DataError, load_labelled
 
 GUILD_BASE = 910_000_000_000_000_000
 USER_BASE = 920_000_000_000_000_000
@@ -171,9 +169,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def load_texts(data_dir: Path | None) -> tuple[list[str], str]:
-    """SST-2 test sentences (flag, SENTIMENT_DATA_DIR, ../shared/data/sst2), else built-ins."""
-    env = os.environ.get("SENTIMENT_DATA_DIR")
-    folder = data_dir or (Path(env) if env else REPO.parent / "shared" / "data" / "sst2")
+    """SST-2 test sentences (flag, SENTIMENT_DATA_DIR, data/sst2: where the model commands
+    look), else built-ins."""
+    folder = data_dir or ModelSettings.from_env().data_dir or DEFAULT_DATA_DIR
     try:
         texts = [t for t in load_labelled(folder / "test.tsv").texts if t.strip()]
     except DataError:
