@@ -19,8 +19,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
 
 class _EntryPoint(Protocol):
     def __call__(self, argv: Sequence[str] | None = ..., prog: str = ...) -> int: ...
@@ -79,14 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return entry(argv, prog=f"sentiment {name}")
 
 
-def _is_database(path: Path) -> bool:
-    try:
-        with path.open("rb") as file:
-            return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
-    except OSError:
-        return False  # missing or unreadable: the trainer says so in its own words
-
-
 @contextlib.contextmanager
 def _corrections_from_database(argv: list[str]) -> Iterator[tuple[list[str], str | None]]:
     """``argv`` with a ``--corrections`` that names the bot's database replaced by a temporary
@@ -99,11 +89,13 @@ def _corrections_from_database(argv: list[str]) -> Iterator[tuple[list[str], str
         return
     given = argv[at].partition("=")[2] if "=" in argv[at] else None
     value = given if given is not None else (argv[at + 1] if at + 1 < len(argv) else None)
-    if value is None or not _is_database(Path(value)):
+    from bot.storage import ANY_GUILD, CorrectionFilter, StorageError, is_sqlite_file
+
+    # a missing or unreadable file, or a CSV, goes on: the trainer speaks of it in its words
+    if value is None or not is_sqlite_file(Path(value)):
         yield argv, None
         return
     from bot.cli import export_corrections
-    from bot.storage import ANY_GUILD, CorrectionFilter, StorageError
 
     with tempfile.TemporaryDirectory(prefix="sentiment-corrections-") as folder:
         csv = Path(folder) / "corrections.csv"

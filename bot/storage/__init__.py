@@ -69,6 +69,7 @@ from bot.storage.records import (
     safe_text,
 )
 from bot.storage.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from bot.storage.sqlite import is_sqlite_file
 from bot.storage.writer import MAX_PENDING, WriterStats
 
 __all__ = [
@@ -104,6 +105,7 @@ __all__ = [
     "StoredCorrection",
     "StoredPrediction",
     "WriterStats",
+    "is_sqlite_file",
     "read_correction_count",
     "read_corrections",
     "read_count",

@@ -48,6 +48,7 @@ __all__ = [
     "SqliteBackend",
     "check_existing_file",
     "file_size",
+    "is_sqlite_file",
 ]
 
 log = logging.getLogger("bot.storage")  # one logger for the whole package
@@ -101,6 +102,16 @@ def check_existing_file(path: Path) -> bool:
             "Sentiment Bot never deletes or overwrites a file it does not recognise."
         )
     return True
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is a file that starts as a SQLite database does (False when it is
+    missing, unreadable or anything else). Reads 16 bytes only."""
+    try:
+        with path.open("rb") as file:
+            return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return False
 
 
 def _create_file(path: Path) -> None:
