@@ -5,8 +5,11 @@ loaded (seconds), then the database writer and the inference service start, and 
 the :class:`~bot.client.SentimentBot` built around them, as discord.py's
 ``examples/advanced_startup.py`` builds its bot around a database pool. So a damaged database
 or a bad artifact stops the program before anything is sent to Discord, and the bot has no
-half-started state to track. ``sentiment-bot`` (bot/cli.py), the sandbox, the load test and
-the end-to-end tests all assemble it here.
+half-started state to track. With SENTIMENT_HTTP_PORT set, the health and metrics endpoint
+(bot/endpoint.py) is started last, still before anything is sent to Discord (a port in use
+stops the program with one line), and handed to the bot, whose ``close()`` stops it.
+``sentiment-bot`` (bot/cli.py), the sandbox, the load test and the end-to-end tests all
+assemble it here.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 
 from bot.client import SentimentBot
 from bot.config import Settings
+from bot.endpoint import HttpEndpoint
 from bot.inference import InferenceService
+from bot.metrics import BotMetrics
 from bot.storage import Storage
 from model import SentimentClassifier, threshold
 
@@ -32,6 +37,7 @@ class Parts:
     classifier: SentimentClassifier
     storage: Storage
     inference: InferenceService
+    metrics: BotMetrics  # the bot's own registry; the inference service reports to it
 
 
 async def open_parts(settings: Settings, *, classifier: SentimentClassifier | None = None) -> Parts:
@@ -53,17 +59,19 @@ async def open_parts(settings: Settings, *, classifier: SentimentClassifier | No
             )
         _log_model(classifier)
         storage.start_writer()
+        metrics = BotMetrics()
         inference = InferenceService(
             classifier,
             max_batch=settings.max_batch,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
+            observer=metrics,
         )
         await inference.start()
     except BaseException:
         await storage.close()
         raise
-    return Parts(classifier, storage, inference)
+    return Parts(classifier, storage, inference, metrics)
 
 
 async def create_bot(
@@ -71,20 +79,33 @@ async def create_bot(
 ) -> SentimentBot:
     """:func:`open_parts`, then the bot that owns them (its ``close()`` closes them).
 
-    ``options`` go to discord.py's client (e.g. ``guild_ready_timeout``)."""
+    ``options`` go to discord.py's client (e.g. ``guild_ready_timeout``). With
+    ``settings.http_port``, the endpoint is listening when this returns; raises
+    :class:`bot.endpoint.EndpointError` when it cannot."""
     parts = await open_parts(settings, classifier=classifier)
     try:
-        return SentimentBot(
+        bot = SentimentBot(
             settings,
             classifier=parts.classifier,
             storage=parts.storage,
             inference=parts.inference,
+            metrics=parts.metrics,
             **options,
         )
+        if settings.http_port:
+            endpoint = HttpEndpoint(
+                settings.http_host,
+                settings.http_port,
+                health=bot.health,
+                registry=parts.metrics.registry,
+            )
+            await endpoint.start()
+            bot.endpoint = endpoint  # the bot's close() stops it
     except BaseException:
         await parts.inference.close()
         await parts.storage.close()
         raise
+    return bot
 
 
 def _log_model(classifier: SentimentClassifier) -> None:

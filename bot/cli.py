@@ -21,6 +21,7 @@ import aiohttp
 import discord
 
 from bot.config import Settings
+from bot.endpoint import EndpointError
 from bot.storage import (
     ANY_GUILD,
     CorrectionFilter,
@@ -181,7 +182,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "sentiment-bot") -> int:
             file=sys.stderr,
         )
         return 2
-    except (ArtifactError, EncoderError, StorageError) as exc:
+    except (ArtifactError, EncoderError, StorageError, EndpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,5 +1,5 @@
-"""The Discord client: the cogs and command sync (setup_hook), the purge loop, graceful
-shutdown of the parts it is given."""
+"""The Discord client: the cogs and command sync (setup_hook), the purge loop, its health and
+metrics, graceful shutdown of the parts it is given."""
 
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ from bot.alerts import Notice
 from bot.cogs.alerts import post_notice
 from bot.config import Settings
 from bot.corrections import CorrectionService
+from bot.endpoint import HttpEndpoint
+from bot.health import HealthReport, assess, gateway_shards
 from bot.inference import InferenceService
 from bot.interactions import command_name, friendly_error, send, undeliverable
+from bot.metrics import BotMetrics
 from bot.monitor import LoopLagMonitor, percentile
 from bot.mood import MoodService
 from bot.storage import Storage
@@ -58,10 +61,11 @@ class SentimentBot(commands.Bot):
     """The Discord side of the bot: the cogs, command sync, the purge loop, graceful shutdown.
 
     It is given its parts already open and running (bot/app.py assembles them): the
-    ``classifier``, the ``storage`` with its writer started, and the ``inference`` service in
-    front of the classifier. It owns them from then on: :meth:`close` shuts them down, in the
-    order a graceful shutdown needs (the handlers under way finish with the model, the
-    database and the connection still there).
+    ``classifier``, the ``storage`` with its writer started, the ``inference`` service in
+    front of the classifier, and the ``metrics`` it reports to (the inference service already
+    does). It owns them from then on: :meth:`close` shuts them down, in the order a graceful
+    shutdown needs (the handlers under way finish with the model, the database and the
+    connection still there), and stops the HTTP ``endpoint`` last, when bot/app.py gave it one.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class SentimentBot(commands.Bot):
         classifier: SentimentClassifier,
         storage: Storage,
         inference: InferenceService,
+        metrics: BotMetrics,
         **options: Any,
     ) -> None:
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
@@ -81,19 +86,30 @@ class SentimentBot(commands.Bot):
         self.classifier = classifier
         self.storage = storage
         self.inference = inference
+        self.metrics = metrics
+        self.endpoint: HttpEndpoint | None = None  # /healthz and /metrics, set by bot/app.py
         self.mood = MoodService(
             inference,
             storage,
             classifier.version,
             classifier.band,
             explainer=lambda text, prediction: explain(classifier, text, prediction=prediction),
+            events=metrics,
         )
         self.alerts = AlertService(storage, self._post_notice, interval=settings.alert_check_s)
         self.corrections = CorrectionService(storage)
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False  # close() was called: handlers take no new work
         # Event-loop lag (started in setup_hook); logged with the inference counters.
-        self.loop_lag = LoopLagMonitor(log_every=STATS_LOG_EVERY_S, extra=self._stats_line)
+        self.loop_lag = LoopLagMonitor(
+            log_every=STATS_LOG_EVERY_S, extra=self._stats_line, observe=metrics.loop_lag.observe
+        )
+        metrics.follow(
+            inference=lambda: inference.stats,
+            writer=lambda: storage.writer_stats,
+            shards=lambda: gateway_shards(self),
+            shard_count=lambda: self.shard_count or 1,
+        )
 
     async def setup_hook(self) -> None:
         self.tree.error(self.on_app_command_error)
@@ -167,6 +183,19 @@ class SentimentBot(commands.Bot):
             f"ms; storage: {w.written} written, {w.pending} pending"
         )
 
+    def health(self) -> HealthReport:
+        """What ``/healthz`` answers (bot/health.py says what healthy means)."""
+        return assess(
+            ready=self.is_ready(),
+            closing=self.closing,
+            shard_count=self.shard_count or 1,
+            shards=gateway_shards(self),
+            writer=self.storage.writer_stats,
+            failure=self.storage.failure,
+            queue_depth=self.inference.stats.queue_depth,
+            loop_lag=self.loop_lag.stats(),
+        )
+
     @contextlib.contextmanager
     def handling(self) -> Iterator[None]:
         """Mark the current task as handling an event: close() lets it finish its reply."""
@@ -204,6 +233,7 @@ class SentimentBot(commands.Bot):
         log.info(
             "connected as %s (%s) to %d guilds", user, user.id if user else "?", len(self.guilds)
         )
+        self.metrics.shards_started(shard.id for shard in gateway_shards(self))
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: the bot only answers slash commands and menus.
@@ -240,7 +270,11 @@ class SentimentBot(commands.Bot):
             await self._finish_handlers()
             await self.storage.close()
         finally:
-            await super().close()
+            try:
+                await super().close()
+            finally:
+                if self.endpoint is not None:  # the last answer: 503, shutting down
+                    await self.endpoint.stop()
         if self.storage.writer_stats.pending:
             return  # storage.close said what was not written: not a clean shutdown
         log.info("shut down cleanly")

@@ -7,6 +7,8 @@ and how a malformed one becomes a one-line :class:`SettingsError` is in ``model/
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args
@@ -42,6 +44,19 @@ def _zero_is_forever(days: int | None) -> int | None:
     return days or None
 
 
+_HOST_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.I)
+
+
+def _host(value: str) -> str:
+    """An IP address (v4 or v6) or a host name, checked before anything tries to listen on it."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if len(value) > 253 or not _HOST_NAME.fullmatch(value):
+            raise ValueError("not an IP address or host name") from None
+    return value
+
+
 class Settings(ClassifierSettings):
     """What ``sentiment-bot`` runs with. ``from_env`` reads it; built in code, it reads nothing."""
 
@@ -72,6 +87,13 @@ class Settings(ClassifierSettings):
     )
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = variable(
         "INFO", "SENTIMENT_LOG_LEVEL", f"one of {', '.join(LOG_LEVELS)}"
+    )
+    # The health and metrics endpoint (bot/endpoint.py): 0 is off.
+    http_port: int = variable(
+        0, "SENTIMENT_HTTP_PORT", "a port from 1 to 65535, or 0 for no endpoint", ge=0, le=65535
+    )
+    http_host: Annotated[str, AfterValidator(_host)] = variable(
+        "127.0.0.1", "SENTIMENT_HTTP_HOST", "an IP address or host name to listen on"
     )
 
     @classmethod

@@ -10,7 +10,8 @@ Two lanes share one bound. Sheddable requests (automatic reactions) are refused 
 commands, context menus) are always queued and are served first. A model exception answers
 every caller of that batch with :class:`InferenceError`; the worker carries on with the next
 batch. :meth:`InferenceService.close` stops taking work and finishes what was queued or in
-flight before it returns.
+flight before it returns. An optional :class:`InferenceObserver` is told of each model call and
+each answer as they happen (the ``/metrics`` histograms, bot/metrics.py).
 
 This module knows nothing of Discord.
 """
@@ -37,6 +38,7 @@ T = TypeVar("T")
 
 __all__ = [
     "InferenceError",
+    "InferenceObserver",
     "InferenceService",
     "InferenceStats",
     "Overloaded",
@@ -59,6 +61,16 @@ class Predictor(Protocol):
     """
 
     def predict_batch(self, texts: Sequence[str]) -> Sequence[Prediction]: ...
+
+
+class InferenceObserver(Protocol):
+    """Told of the service's work as it happens, on the event loop; must not block."""
+
+    def batch(self, size: int, seconds: float | None) -> None:
+        """A model call on ``size`` texts ended; ``seconds`` it took, None when it failed."""
+
+    def answered(self, seconds: float) -> None:
+        """A caller got its prediction ``seconds`` after its text was queued."""
 
 
 class Overloaded(Exception):  # noqa: N818 (the API names a state, as ServiceClosed does)
@@ -163,6 +175,7 @@ class InferenceService:
         max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
         max_queue: int = DEFAULT_MAX_QUEUE,
         executor: concurrent.futures.Executor | None = None,
+        observer: InferenceObserver | None = None,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be a whole number of texts >= 1, got {max_batch!r}")
@@ -183,6 +196,7 @@ class InferenceService:
             )
         )
         self.stats = InferenceStats()
+        self._observer = observer
         self._priority: deque[_Request] = deque()  # non-sheddable: commands, context menus
         self._sheddable: deque[_Request] = deque()  # automatic reactions
         self._depth = 0  # live texts waiting in both lanes
@@ -447,6 +461,8 @@ class InferenceService:
                 )
             except Exception as exc:
                 stats.errors += 1
+                if self._observer is not None:
+                    self._observer.batch(len(batch), None)
                 log.error(
                     "inference: the model failed on a batch of %d texts", len(batch), exc_info=exc
                 )
@@ -456,7 +472,10 @@ class InferenceService:
                     exc,
                 )
                 return
-            stats.batch_seconds.append(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            stats.batch_seconds.append(seconds)
+            if self._observer is not None:
+                self._observer.batch(len(batch), seconds)
             if len(predictions) != len(batch):
                 stats.errors += 1
                 log.error(
@@ -480,6 +499,8 @@ class InferenceService:
                 request.future.set_result(prediction)
                 stats.predicted += 1
                 stats.request_seconds.append(now - request.enqueued)
+                if self._observer is not None:
+                    self._observer.answered(now - request.enqueued)
         except asyncio.CancelledError:
             self._fail(batch, ServiceClosed("the inference service shut down before answering"))
             raise

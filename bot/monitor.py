@@ -4,7 +4,8 @@ A task sleeps ``interval`` seconds, again and again, and records how much later 
 woke. On an idle loop that is well under a millisecond; anything that holds the loop (a
 blocking call in a handler, a long CPU-bound step between awaits) shows up as lag, and every
 event handler waits that long too. The bot starts one in ``setup_hook`` (``bot.loop_lag``) and
-stops it in ``close``; with ``log_every`` it logs a summary line at INFO.
+stops it in ``close``; with ``log_every`` it logs a summary line at INFO; with ``observe``
+each sample is also handed on as it is taken (the ``/metrics`` histogram, bot/metrics.py).
 
 This module knows nothing of Discord.
 """
@@ -63,7 +64,8 @@ class LoopLagMonitor:
     """Measures the lag of the running event loop; use from that loop.
 
     ``log_every`` (seconds, ``None``: never) logs :meth:`stats` at INFO, followed by what
-    ``extra()`` returns (e.g. the inference counters).
+    ``extra()`` returns (e.g. the inference counters). ``observe`` is called with each sample
+    (seconds) as it is taken.
     """
 
     def __init__(
@@ -73,12 +75,14 @@ class LoopLagMonitor:
         window: int = DEFAULT_WINDOW,
         log_every: float | None = None,
         extra: Callable[[], str] | None = None,
+        observe: Callable[[float], None] | None = None,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
         self.interval = interval
         self.log_every = log_every
         self._extra = extra
+        self._observe = observe
         self._samples: deque[float] = deque(maxlen=window)
         self._task: asyncio.Task[None] | None = None
 
@@ -119,7 +123,10 @@ class LoopLagMonitor:
             expected = loop.time() + self.interval
             await asyncio.sleep(self.interval)
             now = loop.time()
-            self._samples.append(max(0.0, now - expected))
+            lag = max(0.0, now - expected)
+            self._samples.append(lag)
+            if self._observe is not None:
+                self._observe(lag)
             if now >= next_log:
                 next_log = now + (self.log_every or math.inf)
                 self._log_summary()

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from typing import Protocol
 
 from bot.decisions import (
     Band,
@@ -21,12 +22,21 @@ from bot.decisions import (
     skip_in_channel,
     skip_message,
 )
-from bot.inference import InferenceService
+from bot.inference import InferenceService, Overloaded
 from bot.storage import PredictionRecord, Source, Storage, StorageError
 from model import Explanation, Prediction
 
 # The words that moved a prediction's mood most: model.serving.explain bound to the classifier.
 Explainer = Callable[[str, Prediction], Explanation]
+
+
+class MoodEvents(Protocol):
+    """Told of each text classified or shed, with the guild it came from (None: a direct
+    message); the ``/metrics`` counters per shard (bot/metrics.py). Must not block."""
+
+    def classified(self, guild_id: int | None, source: Source) -> None: ...
+
+    def shed(self, guild_id: int | None) -> None: ...
 
 
 class NotSavedError(Exception):
@@ -43,7 +53,8 @@ class NotSavedError(Exception):
 
 class MoodService:
     """``model_version`` is logged with each prediction; ``model_band`` applies where a guild
-    chose none; ``explainer`` tells which words moved a mood (none: no explanations)."""
+    chose none; ``explainer`` tells which words moved a mood (none: no explanations);
+    ``events`` is told of every text classified or shed."""
 
     def __init__(
         self,
@@ -53,12 +64,14 @@ class MoodService:
         model_band: Band,
         *,
         explainer: Explainer | None = None,
+        events: MoodEvents | None = None,
     ) -> None:
         self.inference = inference
         self.storage = storage
         self.model_version = model_version
         self.model_band = model_band
         self.explainer = explainer
+        self.events = events
         self._replays = ReplayGuard()
 
     async def auto_reaction(
@@ -138,7 +151,14 @@ class MoodService:
         ``created_at``: the time the row is logged with (default now); an answer's buttons
         find their row again by it (``Storage.prediction_at``).
         """
-        prediction = await self.inference.predict(text, sheddable=source == "auto")
+        try:
+            prediction = await self.inference.predict(text, sheddable=source == "auto")
+        except Overloaded:
+            if self.events is not None:
+                self.events.shed(guild_id)
+            raise
+        if self.events is not None:
+            self.events.classified(guild_id, source)
         if band is not None:
             prediction = prediction.with_band(band)
         probabilities = prediction.probabilities

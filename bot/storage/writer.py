@@ -92,6 +92,7 @@ class WriterStats:
     failing: bool  # in a failure streak now
     over_bound: int = 0  # refused because MAX_PENDING records already waited (not stored)
     unavailable: str | None = None  # why nothing is stored any more (corrupt, deleted file)
+    limit: int = MAX_PENDING  # the most records kept pending (max_pending); more are refused
 
 
 @dataclass
@@ -267,6 +268,7 @@ class Writer:
             failing=self._failing,
             over_bound=counts.over_bound,
             unavailable=self._unavailable,
+            limit=self._max_pending,
         )
 
     @property
