@@ -377,3 +377,30 @@ def test_a_bad_endpoint_setting_is_one_line_naming_it(
         Settings.from_env({"DISCORD_TOKEN": TOKEN, variable: value})
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{variable}={value!r} is {expected}")
+
+
+def test_sentiment_bot_prints_the_endpoint_error_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bot.cli
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+
+    async def run_bot(settings: Settings) -> None:  # as create_bot starts the endpoint
+        await HttpEndpoint(
+            settings.http_host, settings.http_port, health=report, registry=BotMetrics().registry
+        ).start()
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    monkeypatch.setenv("SENTIMENT_HTTP_PORT", str(port))
+    monkeypatch.setattr(bot.cli, "run_bot", run_bot)
+    monkeypatch.setattr(bot.cli.discord.utils, "setup_logging", lambda **_: None)  # root's own
+    with taken:
+        assert bot.cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: cannot serve /healthz and /metrics on 127.0.0.1:{port}")
