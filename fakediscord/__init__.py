@@ -77,9 +77,10 @@ from fakediscord.protocol import (
     DEFAULT_EVERYONE_PERMISSIONS,
     DEFAULT_TOKEN,
     SnowflakeGenerator,
+    shard_of,
     snowflake_at,
 )
-from fakediscord.records import FakeEvent, Reaction, RecordedRequest, Reply
+from fakediscord.records import Delivery, FakeEvent, Reaction, RecordedRequest, Reply
 from fakediscord.runner import (
     ErrorLogCollector,
     RunningClient,
@@ -95,6 +96,7 @@ __all__ = [
     "DEFAULT_EVERYONE_PERMISSIONS",
     "DEFAULT_TOKEN",
     "ClientDiedError",
+    "Delivery",
     "ErrorLogCollector",
     "FakeChannel",
     "FakeDiscord",
@@ -116,5 +118,6 @@ __all__ = [
     "StrictModeError",
     "point_discord_py_at",
     "running_client",
+    "shard_of",
     "snowflake_at",
 ]
