@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.client import SentimentBot
-from bot.config import Settings
+from bot.client import SentimentBot, ShardedSentimentBot
+from bot.config import Settings, describe_shards
 from bot.inference import InferenceService
 from bot.storage import Storage
 from model import SentimentClassifier, threshold
@@ -69,12 +69,18 @@ async def open_parts(settings: Settings, *, classifier: SentimentClassifier | No
 async def create_bot(
     settings: Settings, *, classifier: SentimentClassifier | None = None, **options: Any
 ) -> SentimentBot:
-    """:func:`open_parts`, then the bot that owns them (its ``close()`` closes them).
+    """:func:`open_parts`, then the bot that owns them (its ``close()`` closes them): a
+    :class:`ShardedSentimentBot` running ``settings.shards`` when SENTIMENT_SHARD_COUNT is set,
+    else a :class:`SentimentBot` (one connection for every guild).
 
     ``options`` go to discord.py's client (e.g. ``guild_ready_timeout``)."""
     parts = await open_parts(settings, classifier=classifier)
+    bot_class = SentimentBot
+    if settings.shard_count is not None:
+        bot_class = ShardedSentimentBot
+        log.info("running %s", describe_shards(settings.shards, settings.shard_count))
     try:
-        return SentimentBot(
+        return bot_class(
             settings,
             classifier=parts.classifier,
             storage=parts.storage,
