@@ -58,7 +58,8 @@ def negativity(row: StoredPrediction) -> float:
 class AlertService:
     """Checks the watched channels of every guild; start inside the loop, stop before the
     storage closes. ``interval``: seconds between checks; ``clock``: now, as an aware UTC
-    datetime (tests may move it)."""
+    datetime (tests may move it); ``serves``: the guilds this process checks (a sharded bot's
+    process checks its shards' guilds, so no alert is posted twice); default every guild."""
 
     def __init__(
         self,
@@ -68,8 +69,10 @@ class AlertService:
         interval: float = 30.0,
         min_gap: float = MIN_GAP_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        serves: Callable[[int], bool] = lambda guild_id: True,
     ) -> None:
         self.storage = storage
+        self.serves = serves
         self.post = post
         self.interval = interval
         self.min_gap = min(min_gap, interval)
@@ -130,6 +133,8 @@ class AlertService:
         for config in list((await self.storage.alert_configs()).values()):
             if config.alert_channel_id is None or not config.watches:
                 continue
+            if not self.serves(config.guild_id):
+                continue  # another process's shard
             used = await self.storage.alerts_since(config.guild_id, now - HOUR)
             for watch in list(config.watches.values()):
                 outcome = await self._check_channel(config, watch, now, used)

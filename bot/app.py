@@ -19,8 +19,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.client import SentimentBot
-from bot.config import Settings
+from bot.client import SentimentBot, ShardedSentimentBot
+from bot.config import Settings, describe_shards
 from bot.endpoint import HttpEndpoint
 from bot.inference import InferenceService
 from bot.metrics import BotMetrics
@@ -77,14 +77,20 @@ async def open_parts(settings: Settings, *, classifier: SentimentClassifier | No
 async def create_bot(
     settings: Settings, *, classifier: SentimentClassifier | None = None, **options: Any
 ) -> SentimentBot:
-    """:func:`open_parts`, then the bot that owns them (its ``close()`` closes them).
+    """:func:`open_parts`, then the bot that owns them (its ``close()`` closes them): a
+    :class:`ShardedSentimentBot` running ``settings.shards`` when SENTIMENT_SHARD_COUNT is set,
+    else a :class:`SentimentBot` (one connection for every guild).
 
     ``options`` go to discord.py's client (e.g. ``guild_ready_timeout``). With
     ``settings.http_port``, the endpoint is listening when this returns; raises
     :class:`bot.endpoint.EndpointError` when it cannot."""
     parts = await open_parts(settings, classifier=classifier)
+    bot_class = SentimentBot
+    if settings.shard_count is not None:
+        bot_class = ShardedSentimentBot
+        log.info("running %s", describe_shards(settings.shards, settings.shard_count))
     try:
-        bot = SentimentBot(
+        bot = bot_class(
             settings,
             classifier=parts.classifier,
             storage=parts.storage,

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 
-from bot.config import Settings
+from bot.config import Settings, describe_shards
 from bot.endpoint import EndpointError
+from bot.sharding import ShardTagFormatter, sharding_refusal
 from bot.storage import (
     ANY_GUILD,
     CorrectionFilter,
@@ -157,7 +158,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "sentiment-bot") -> int:
     if not settings.token:
         print(NO_TOKEN, file=sys.stderr)
         return 2
-    discord.utils.setup_logging(level=getattr(logging, settings.log_level), root=True)
+    handler = logging.StreamHandler()
+    discord.utils.setup_logging(
+        handler=handler, level=getattr(logging, settings.log_level), root=True
+    )
+    if settings.shard_count is not None:  # several processes may log to one place
+        tag = describe_shards(settings.shards, settings.shard_count)
+        handler.setFormatter(ShardTagFormatter(handler.formatter or logging.Formatter(), tag))
     try:
         asyncio.run(run_bot(settings))
     except discord.LoginFailure:
@@ -184,6 +191,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "sentiment-bot") -> int:
         return 2
     except (ArtifactError, EncoderError, StorageError, EndpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except discord.ConnectionClosed as exc:
+        refusal = sharding_refusal(exc.code, settings)
+        if refusal is None:
+            raise
+        print(f"error: {refusal}", file=sys.stderr)
         return 2
     return 0
 

@@ -17,8 +17,9 @@ from discord.ext import commands, tasks
 from bot.alert_service import AlertService
 from bot.alerts import Notice
 from bot.cogs.alerts import post_notice
-from bot.config import Settings
+from bot.config import Settings, describe_shards
 from bot.corrections import CorrectionService
+from bot.decisions import serves
 from bot.endpoint import HttpEndpoint
 from bot.health import HealthReport, assess, gateway_shards
 from bot.inference import InferenceService
@@ -96,7 +97,9 @@ class SentimentBot(commands.Bot):
             explainer=lambda text, prediction: explain(classifier, text, prediction=prediction),
             events=metrics,
         )
-        self.alerts = AlertService(storage, self._post_notice, interval=settings.alert_check_s)
+        self.alerts = AlertService(
+            storage, self._post_notice, interval=settings.alert_check_s, serves=self.serves
+        )
         self.corrections = CorrectionService(storage)
         self._busy: set[asyncio.Task[Any]] = set()
         self.closing = False  # close() was called: handlers take no new work
@@ -154,6 +157,7 @@ class SentimentBot(commands.Bot):
                 grace_days=self.settings.leave_grace_days,
                 now=now,
                 keep=[guild.id for guild in self.guilds],  # never a guild the bot is in
+                owns=self.serves,  # nor one of another process's shards
             )
         except Exception:
             log.exception(
@@ -167,6 +171,11 @@ class SentimentBot(commands.Bot):
                 self.settings.leave_grace_days,
                 rows,
             )
+
+    def serves(self, guild_id: int) -> bool:
+        """Whether this process answers for the guild (its shards' guilds; every guild when
+        the bot is not sharded)."""
+        return serves(guild_id, self.settings.shard_count, self.settings.shards)
 
     async def _post_notice(self, notice: Notice) -> int:
         """Post a mood alert or its "resolved" line (bot/cogs/alerts.py)."""
@@ -230,8 +239,15 @@ class SentimentBot(commands.Bot):
 
     async def on_ready(self) -> None:
         user = self.user
+        settings = self.settings
         log.info(
-            "connected as %s (%s) to %d guilds", user, user.id if user else "?", len(self.guilds)
+            "connected as %s (%s) to %d guilds%s",
+            user,
+            user.id if user else "?",
+            len(self.guilds),
+            f" ({describe_shards(settings.shards, settings.shard_count)})"
+            if settings.shard_count is not None
+            else "",
         )
         self.metrics.shards_started(shard.id for shard in gateway_shards(self))
 
@@ -278,6 +294,27 @@ class SentimentBot(commands.Bot):
         if self.storage.writer_stats.pending:
             return  # storage.close said what was not written: not a clean shutdown
         log.info("shut down cleanly")
+
+
+class ShardedSentimentBot(SentimentBot, commands.AutoShardedBot):
+    """The bot as some shards of a sharded bot: discord.py's AutoShardedBot opens one gateway
+    connection per shard in ``settings.shards`` (of ``settings.shard_count``), and Discord sends
+    each connection only its guilds' events. Other processes run the other shards, sharing the
+    database; each answers only for its own guilds (:meth:`SentimentBot.serves`)."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        if settings.shard_count is None:
+            raise ValueError("ShardedSentimentBot needs settings.shard_count")
+        kwargs.setdefault("shard_count", settings.shard_count)
+        kwargs.setdefault("shard_ids", list(settings.shards))
+        super().__init__(settings, **kwargs)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        guilds = sum(1 for guild in self.guilds if guild.shard_id == shard_id)
+        log.info("shard %d of %d ready: %d guilds", shard_id, self.shard_count, guilds)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        log.info("shard %d of %d resumed its session", shard_id, self.shard_count)
 
 
 def _permission_name(flag: str) -> str:

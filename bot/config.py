@@ -57,6 +57,50 @@ def _host(value: str) -> str:
     return value
 
 
+# --- sharding (issue 13): the shards of the bot this process runs -----------------------------
+
+SHARD_IDS = "shard ids like 0,1 or 0-3 (whole numbers >= 0, each once)"
+MAX_SHARD_COUNT = 100_000
+
+
+def parse_shard_ids(value: Any) -> Any:
+    """``"0,1"``, ``"0-3"``, ``"0-3, 8"`` -> a sorted tuple of distinct ids (ValueError
+    otherwise); a list or tuple of ints (settings built in code) is checked the same way."""
+    if isinstance(value, str):
+        ids: list[int] = []
+        for part in value.split(","):
+            first, dash, last = part.strip().partition("-")
+            if not first.strip().isdigit() or (dash and not last.strip().isdigit()):
+                raise ValueError(f"not {SHARD_IDS}")
+            low, high = int(first), int(last) if dash else int(first)
+            if not low <= high < MAX_SHARD_COUNT:
+                raise ValueError(f"not {SHARD_IDS}")
+            ids.extend(range(low, high + 1))
+        value = ids
+    if isinstance(value, (list, tuple)):
+        if (
+            not value
+            or len(set(value)) != len(value)
+            or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value)
+        ):
+            raise ValueError(f"not {SHARD_IDS}")
+        return tuple(sorted(value))
+    return value
+
+
+def describe_shards(shard_ids: tuple[int, ...], shard_count: int) -> str:
+    """``shards 0-3 of 8``, ``shard 1 of 2``, ``shards 0, 2 of 4``: what a log line says."""
+    if len(shard_ids) == 1:
+        return f"shard {shard_ids[0]} of {shard_count}"
+    first, last = shard_ids[0], shard_ids[-1]
+    if last - first + 1 == len(shard_ids):
+        return f"shards {first}-{last} of {shard_count}"
+    return f"shards {', '.join(map(str, shard_ids))} of {shard_count}"
+
+
+# ----------------------------------------------------------------------------------------------
+
+
 class Settings(ClassifierSettings):
     """What ``sentiment-bot`` runs with. ``from_env`` reads it; built in code, it reads nothing."""
 
@@ -95,6 +139,47 @@ class Settings(ClassifierSettings):
     http_host: Annotated[str, AfterValidator(_host)] = variable(
         "127.0.0.1", "SENTIMENT_HTTP_HOST", "an IP address or host name to listen on"
     )
+    # Sharding (issue 13). None: one connection for every guild, as before. A number: the
+    # bot's shards, all processes together; this process runs shard_ids (None: all of them).
+    shard_count: int | None = variable(
+        None,
+        "SENTIMENT_SHARD_COUNT",
+        f"a whole number from 1 to {MAX_SHARD_COUNT}",
+        ge=1,
+        le=MAX_SHARD_COUNT,
+    )
+    shard_ids: Annotated[tuple[int, ...] | None, BeforeValidator(parse_shard_ids)] = variable(
+        None, "SENTIMENT_SHARD_IDS", SHARD_IDS
+    )
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_count is not None
+
+    @property
+    def shards(self) -> tuple[int, ...]:
+        """The shard ids this process runs (all of them when SENTIMENT_SHARD_IDS is unset)."""
+        if self.shard_count is None:
+            return ()
+        return self.shard_ids or tuple(range(self.shard_count))
+
+    def check_sharding(self) -> None:
+        """SettingsError (one line) when the shard ids do not fit the shard count."""
+        if self.shard_ids is None:
+            return
+        if self.shard_count is None:
+            raise SettingsError(
+                "SENTIMENT_SHARD_IDS is set but SENTIMENT_SHARD_COUNT is not: set "
+                "SENTIMENT_SHARD_COUNT to the number of shards of the bot, all processes "
+                f"together. Fix it in {self.FIX_IN}."
+            )
+        outside = [i for i in self.shard_ids if i >= self.shard_count]
+        if outside:
+            raise SettingsError(
+                f"SENTIMENT_SHARD_IDS names shard {outside[0]}, but with "
+                f"SENTIMENT_SHARD_COUNT={self.shard_count} the shard ids run from 0 to "
+                f"{self.shard_count - 1}. Fix one of them in {self.FIX_IN}."
+            )
 
     @classmethod
     def from_env(
@@ -111,6 +196,7 @@ class Settings(ClassifierSettings):
 
             load_dotenv(override=False)
         settings = super().from_env(env, flags=flags)
+        settings.check_sharding()
         token = settings.token.get_secret_value()
         if require_token and not token:
             raise SettingsError(

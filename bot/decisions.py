@@ -171,3 +171,14 @@ def reaction_change(
     if old == new:
         return None, None
     return old, new
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to: ``(guild_id >> 22) % shard_count``."""
+    return (guild_id >> 22) % shard_count
+
+
+def serves(guild_id: int, shard_count: int | None, shards: tuple[int, ...]) -> bool:
+    """Whether a process running ``shards`` of ``shard_count`` answers for the guild: its
+    messages, alerts, departures (None: not sharded, one process answers for every guild)."""
+    return shard_count is None or shard_of(guild_id, shard_count) in shards

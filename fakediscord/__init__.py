@@ -33,6 +33,11 @@ What behaves like Discord (because bots get these wrong in production):
   ``Z_SYNC_FLUSH``, binary frames) and ``zstd-stream`` when a zstd module is importable, and
   works uncompressed (text frames).  Sequence numbers, heartbeats, RESUME with replay of missed
   events, INVALID_SESSION, REQUEST_GUILD_MEMBERS chunking and close codes are implemented.
+* Sharding as on Discord: a client may IDENTIFY as ``[shard_id, shard_count]`` (several
+  processes, or one ``AutoShardedClient``); READY lists the shard's guilds, and a guild's events
+  and interactions go only to the session of shard ``(guild_id >> 22) % shard_count`` (direct
+  messages to shard 0); a bad shard is closed with 4010, too many guilds on one shard with 4011,
+  and ``GET /gateway/bot`` recommends one shard per 1,000 guilds.
 * Intents matter: without ``message_content`` the bot gets empty ``content`` (unless it is
   mentioned); without ``guild_messages`` it gets no MESSAGE_CREATE; privileged intents not
   enabled on the fake "developer portal" close the gateway with 4014.
@@ -77,9 +82,10 @@ from fakediscord.protocol import (
     DEFAULT_EVERYONE_PERMISSIONS,
     DEFAULT_TOKEN,
     SnowflakeGenerator,
+    shard_of,
     snowflake_at,
 )
-from fakediscord.records import FakeEvent, Reaction, RecordedRequest, Reply
+from fakediscord.records import Delivery, FakeEvent, Reaction, RecordedRequest, Reply
 from fakediscord.runner import (
     ErrorLogCollector,
     RunningClient,
@@ -95,6 +101,7 @@ __all__ = [
     "DEFAULT_EVERYONE_PERMISSIONS",
     "DEFAULT_TOKEN",
     "ClientDiedError",
+    "Delivery",
     "ErrorLogCollector",
     "FakeChannel",
     "FakeDiscord",
@@ -116,5 +123,6 @@ __all__ = [
     "StrictModeError",
     "point_discord_py_at",
     "running_client",
+    "shard_of",
     "snowflake_at",
 ]

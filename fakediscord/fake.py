@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -24,7 +25,9 @@ from fakediscord.protocol import (
     DEFAULT_APPLICATION_ID,
     DEFAULT_BOT_USER_ID,
     DEFAULT_EVERYONE_PERMISSIONS,
+    GUILDS_PER_RECOMMENDED_SHARD,
     JSON,
+    MAX_GUILDS_PER_SHARD,
     PRIVILEGED_INTENTS,
 )
 from fakediscord.records import FakeEvent, RecordedRequest
@@ -48,7 +51,14 @@ class FakeDiscord:
 
     Settings you may change at any time: ``refuse_resume``, ``interaction_timeout``,
     ``check_permissions``, ``echo_bot_messages``, ``enabled_privileged_intents``,
-    ``gateway_delay``.  The parts are ``world`` (the model), ``gateway``, ``activity`` (the
+    ``gateway_delay``, ``recommended_shards``, ``max_guilds_per_shard``.
+
+    Sharding: a client may IDENTIFY as ``[shard_id, shard_count]`` (several clients, or one
+    ``AutoShardedClient``, as the shards of one application); each guild's events, and the
+    interactions in it, go only to the session of its shard (:func:`shard_of`), direct
+    messages to shard 0. ``deliveries`` records which session got each dispatch.
+
+    The parts are ``world`` (the model), ``gateway``, ``activity`` (the
     record and the waits) and ``faults``.
     """
 
@@ -84,6 +94,12 @@ class FakeDiscord:
         #: reaches the client this much later, in order, without holding up the REST API.
         #: An interaction's 3 s window still starts when it is created, as on Discord.
         self.gateway_delay = 0.0
+        #: The shard count ``GET /gateway/bot`` recommends; None: one per 1,000 guilds, as
+        #: Discord does.
+        self.recommended_shards: int | None = None
+        #: An IDENTIFY whose shard would hold more guilds than this is closed with 4011
+        #: (sharding required), as Discord does from 2,500 guilds.
+        self.max_guilds_per_shard = MAX_GUILDS_PER_SHARD
         self.port: int | None = None
 
         self.world = World(
@@ -122,6 +138,8 @@ class FakeDiscord:
         self.gateway_received = self.gateway.received
         #: Every gateway connection the client opened.
         self.gateway_connections = self.gateway.connections
+        #: Every dispatch given to a session: event, guild, shard, connection (Delivery).
+        self.deliveries = self.gateway.deliveries
         #: Set while a client session is live (after READY + GUILD_CREATEs, or RESUMED).
         self.ready: asyncio.Event = self.gateway.ready
 
@@ -132,6 +150,18 @@ class FakeDiscord:
     @property
     def resume_count(self) -> int:
         return self.gateway.resume_count
+
+    @property
+    def live_shards(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of each live gateway session ((0, 1) for a client that did
+        not ask for sharding)."""
+        return self.gateway.live_shards
+
+    def recommended_shard_count(self) -> int:
+        """What ``GET /gateway/bot`` answers as ``shards``."""
+        if self.recommended_shards is not None:
+            return self.recommended_shards
+        return max(1, math.ceil(len(self.guilds) / GUILDS_PER_RECOMMENDED_SHARD))
 
     @property
     def presence(self) -> JSON | None:
@@ -344,15 +374,20 @@ class FakeDiscord:
     # ---------------------------------------------------------------- the gateway
 
     async def dispatch(self, event: str, data: JSON) -> bool:
-        """Send a raw DISPATCH (op 0) event to the client session; returns False if filtered.
+        """Send a raw DISPATCH (op 0) event to the session of its guild's shard (``guild_id``,
+        or ``id`` for GUILD_* events; none: shard 0); returns False if no session took it
+        (filtered by intents, or no session of that shard).
 
         Raises RuntimeError when no client has identified yet.  While the client is
         disconnected the event is kept and replayed if the client RESUMEs.
         """
         return await self.gateway.dispatch(event, data)
 
-    async def drop_gateway(self, code: int = 4000, *, end_session: bool | None = None) -> None:
-        """Close the client's websocket with ``code``.
+    async def drop_gateway(
+        self, code: int = 4000, *, end_session: bool | None = None, shard_id: int | None = None
+    ) -> None:
+        """Close the client's websocket with ``code`` (with several shards connected, the one
+        of ``shard_id``).
 
         discord.py tries to RESUME after every code but 4004, 4010-4014 and a clean 1000 it
         asked for (on those it gives up).  Like Discord, the fake ends the session itself on
@@ -361,7 +396,7 @@ class FakeDiscord:
         ``end_session`` overrides that choice for any code.  Wait for the reconnection with
         ``await fake.wait_for(lambda: fake.ready.is_set())``.
         """
-        await self.gateway.drop(code, end_session=end_session)
+        await self.gateway.drop(code, end_session=end_session, shard_id=shard_id)
 
     async def remove_bot_from_guild(self, guild_id: int) -> None:
         """The bot is removed from a guild (kicked, banned, or the guild deleted): GUILD_DELETE
@@ -383,9 +418,10 @@ class FakeDiscord:
         await self.gateway.dispatch_if_connected("GUILD_CREATE", payload)
         self.activity.emit("gateway", f"the bot was added to guild {guild_id}")
 
-    async def request_reconnect(self) -> None:
-        """Send op 7 RECONNECT: the client closes and RESUMEs."""
-        await self.gateway.request_reconnect()
+    async def request_reconnect(self, *, shard_id: int | None = None) -> None:
+        """Send op 7 RECONNECT (to ``shard_id``'s connection when several are connected): the
+        client closes and RESUMEs."""
+        await self.gateway.request_reconnect(shard_id=shard_id)
 
     # ---------------------------------------------------------------- a user's messages
 

@@ -1,6 +1,13 @@
 """The gateway: the websocket endpoint, HELLO and heartbeats, IDENTIFY (READY and the guilds),
 RESUME with replay, member chunks, intent filtering, dispatching events (optionally late, for
-a slow gateway) and dropping or recycling the connection."""
+a slow gateway) and dropping or recycling the connection.
+
+Sharding as on Discord: IDENTIFY may carry ``shard: [shard_id, shard_count]``; each shard is
+its own session, and a guild's events (GUILD_CREATE, messages, interactions ...) go only to the
+session of shard ``(guild_id >> 22) % shard_count``, direct messages to shard 0. READY lists
+the shard's guilds. A bad shard is closed with 4010, a shard with more guilds than
+``max_guilds_per_shard`` with 4011. A client without ``shard`` is one session for every guild.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +24,11 @@ import aiohttp
 from aiohttp import web
 
 from fakediscord.activity import Activity
-from fakediscord.model import FakeMessage
+from fakediscord.model import FakeGuild, FakeMessage
 from fakediscord.protocol import (
     API_VERSION,
+    CLOSE_INVALID_SHARD,
+    CLOSE_SHARDING_REQUIRED,
     INTENT_DIRECT_MESSAGES,
     INTENT_GUILD_MEMBERS,
     INTENT_GUILD_MESSAGES,
@@ -39,6 +48,7 @@ from fakediscord.protocol import (
     OP_VOICE_STATE,
     PRIVILEGED_INTENTS,
 )
+from fakediscord.records import Delivery
 from fakediscord.wire import (
     GatewayConnection,
     GatewayConnectionInfo,
@@ -50,6 +60,29 @@ from fakediscord.world import World
 _log = logging.getLogger(__name__)
 
 _MESSAGE_EVENTS = ("MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK")
+_GUILD_EVENTS = ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE")  # the guild's id is "id"
+
+
+def event_guild(event: str, data: JSON) -> int | None:
+    """The guild an event is about (it decides the shard), None for none (a direct message)."""
+    raw = data.get("id") if event in _GUILD_EVENTS else data.get("guild_id")
+    return None if raw is None else int(raw)
+
+
+def check_shard(shard: object) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard`` as (id, count), None when absent; ValueError when Discord would
+    close with 4010 (not two whole numbers, count below 1, id outside 0..count-1)."""
+    if shard is None:
+        return None
+    if (
+        isinstance(shard, list)
+        and len(shard) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in shard)
+        and shard[1] >= 1
+        and 0 <= shard[0] < shard[1]
+    ):
+        return shard[0], shard[1]
+    raise ValueError(f"invalid shard {shard!r}")
 
 
 class GatewaySettings(Protocol):
@@ -60,6 +93,7 @@ class GatewaySettings(Protocol):
     enabled_privileged_intents: int
     refuse_resume: bool
     gateway_delay: float
+    max_guilds_per_shard: int
 
     @property
     def gateway_url(self) -> str: ...
@@ -72,7 +106,8 @@ class Gateway:
         self._world = world
         self._activity = activity
         self._settings = settings
-        #: Set while a client session is live (after READY + GUILD_CREATEs, or RESUMED).
+        #: Set while every identified session (shard) is live (after READY + GUILD_CREATEs,
+        #: or RESUMED) and connected.
         self.ready = asyncio.Event()
         #: Every gateway frame the client sent (heartbeats included), decoded.
         self.received: list[JSON] = []
@@ -82,7 +117,11 @@ class Gateway:
         self.resume_count = 0
         #: The last presence (op 3) the client sent.
         self.presence: JSON | None = None
-        self._session: GatewaySession | None = None
+        #: Every dispatch given to a session, in order (see :class:`Delivery`).
+        self.deliveries: list[Delivery] = []
+        #: The sessions by shard id (0 for a client that did not ask for sharding); a new
+        #: IDENTIFY for a shard replaces its session.
+        self._sessions: dict[int, GatewaySession] = {}
         self._open: set[GatewayConnection] = set()
         self._counter = 0
         self._delayed: deque[tuple[float, GatewayConnection, JSON]] = deque()
@@ -91,20 +130,41 @@ class Gateway:
     @property
     def has_session(self) -> bool:
         """Whether a client has identified (events can be dispatched)."""
-        return self._session is not None
+        return bool(self._sessions)
 
     def require_session(self, action: str) -> None:
         """Raise RuntimeError naming ``action`` while no client has identified."""
-        if self._session is None:
+        if not self._sessions:
             raise RuntimeError(
                 f"{action}: no client has identified yet "
                 "(use running_client or await fake.ready.wait())"
             )
 
+    @property
+    def live_shards(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of each live session, by shard id ((0, 1) unsharded)."""
+        return [
+            (s.shard_id, s.shard_count)
+            for _, s in sorted(self._sessions.items())
+            if s.live and s.connection is not None
+        ]
+
+    def _update_ready(self) -> None:
+        sessions = self._sessions.values()
+        if sessions and all(s.live and s.connection is not None for s in sessions):
+            self.ready.set()
+        else:
+            self.ready.clear()
+
     def status_line(self) -> str:
+        shards = ", ".join(
+            f"shard {s.shard_id}/{s.shard_count} {'live' if s.live else 'down'}"
+            for _, s in sorted(self._sessions.items())
+        )
+        sharded = f" ({shards})" if len(self._sessions) > 1 else ""
         return (
-            f"gateway: session live={self.ready.is_set()}, identifies={self.identify_count}, "
-            f"resumes={self.resume_count}"
+            f"gateway: session live={self.ready.is_set()}{sharded}, "
+            f"identifies={self.identify_count}, resumes={self.resume_count}"
         )
 
     async def close(self) -> None:
@@ -117,30 +177,37 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.ws.close(code=1000), timeout=2.0)
         self._open.clear()
+        for session in self._sessions.values():
+            session.live = False
         self.ready.clear()
 
     # ---------------------------------------------------------------- dispatching
 
+    def _sessions_for(self, guild_id: int | None) -> list[GatewaySession]:
+        """The sessions that get a guild's events: those of its shard."""
+        return [s for _, s in sorted(self._sessions.items()) if s.covers(guild_id)]
+
     async def dispatch(self, event: str, data: JSON) -> bool:
-        """Send a DISPATCH to the session (see :meth:`FakeDiscord.dispatch`)."""
-        session = self._session
-        if session is None:
+        """Send a DISPATCH to the session of the event's shard (see :meth:`FakeDiscord.dispatch`);
+        False when no session took it (filtered by intents, or its shard has no session)."""
+        if not self._sessions:
             raise RuntimeError(
                 f"cannot dispatch {event}: no client has identified (await fake.ready.wait())"
             )
-        return await self._send_dispatch(session, event, data)
+        return await self.dispatch_if_connected(event, data)
 
-    async def dispatch_if_connected(self, event: str, data: JSON) -> None:
-        if self._session is not None:
-            await self._send_dispatch(self._session, event, data)
+    async def dispatch_if_connected(self, event: str, data: JSON) -> bool:
+        taken = False
+        for session in self._sessions_for(event_guild(event, data)):
+            taken = await self._send_dispatch(session, event, data) or taken
+        return taken
 
     async def dispatch_message(self, event: str, message: FakeMessage) -> None:
-        """MESSAGE_CREATE / MESSAGE_UPDATE with the message as the session's intents see it."""
-        session = self._session
-        if session is None:
-            return
-        payload = self._world.message_payload(message, for_intents=session.intents)
-        await self._send_dispatch(session, event, payload)
+        """MESSAGE_CREATE / MESSAGE_UPDATE with the message as the session's intents see it,
+        to the session of the message's shard."""
+        for session in self._sessions_for(message.guild_id):
+            payload = self._world.message_payload(message, for_intents=session.intents)
+            await self._send_dispatch(session, event, payload)
 
     async def _send_dispatch(self, session: GatewaySession, event: str, data: JSON) -> bool:
         if event in _MESSAGE_EVENTS:
@@ -151,6 +218,17 @@ class Gateway:
         frame: JSON = {"op": OP_DISPATCH, "s": session.seq, "t": event, "d": data}
         session.history.append(frame)
         conn = session.connection
+        raw_id = data.get("id")
+        self.deliveries.append(
+            Delivery(
+                event=event,
+                guild_id=event_guild(event, data),
+                shard=None if session.shard is None else (session.shard_id, session.shard_count),
+                connection=None if conn is None else conn.number,
+                seq=session.seq,
+                object_id=int(raw_id) if isinstance(raw_id, str) and raw_id.isdigit() else None,
+            )
+        )
         if conn is not None and self._settings.gateway_delay > 0:
             self._send_later(conn, frame)
         elif conn is not None:
@@ -182,26 +260,42 @@ class Gateway:
                 _log.debug("could not send a delayed frame (client disconnected: %r)", exc)
             self._activity.notify()
 
-    async def drop(self, code: int = 4000, *, end_session: bool | None = None) -> None:
-        """Close the client's websocket (see :meth:`FakeDiscord.drop_gateway`)."""
-        session = self._session
-        conn = session.connection if session is not None else None
-        if conn is None:
-            raise RuntimeError("no live gateway connection to drop")
-        self.ready.clear()
-        assert session is not None
+    def _connected(self, shard_id: int | None, action: str) -> GatewaySession:
+        """The session ``action`` is for: ``shard_id``'s, or the one connected session."""
+        if shard_id is not None:
+            session = self._sessions.get(shard_id)
+            if session is None or session.connection is None:
+                raise RuntimeError(f"{action}: shard {shard_id} has no live gateway connection")
+            return session
+        connected = [s for _, s in sorted(self._sessions.items()) if s.connection is not None]
+        if not connected:
+            raise RuntimeError(f"{action}: no live gateway connection")
+        if len(connected) > 1:
+            shards = ", ".join(str(s.shard_id) for s in connected)
+            raise RuntimeError(f"{action}: shards {shards} are connected; pass shard_id=")
+        return connected[0]
+
+    async def drop(
+        self, code: int = 4000, *, end_session: bool | None = None, shard_id: int | None = None
+    ) -> None:
+        """Close a session's websocket (see :meth:`FakeDiscord.drop_gateway`)."""
+        session = self._connected(shard_id, "drop the gateway")
+        conn = session.connection
+        assert conn is not None
         session.connection = None
+        session.live = False
+        self._update_ready()
         if end_session if end_session is not None else code in (4007, 4009):
             session.resumable = False
         await asyncio.wait_for(conn.ws.close(code=code, message=b"dropped by FakeDiscord"), 5.0)
         self._activity.emit("gateway", f"gateway dropped with close code {code}", code=code)
 
-    async def request_reconnect(self) -> None:
+    async def request_reconnect(self, *, shard_id: int | None = None) -> None:
         """Send op 7 RECONNECT: the client closes and RESUMEs."""
-        session = self._session
-        if session is None or session.connection is None:
-            raise RuntimeError("no live gateway connection")
-        self.ready.clear()
+        session = self._connected(shard_id, "request a reconnect")
+        assert session.connection is not None
+        session.live = False
+        self._update_ready()
         await session.connection.send({"op": OP_RECONNECT, "d": None, "s": None, "t": None})
 
     # ---------------------------------------------------------------- the websocket
@@ -253,7 +347,8 @@ class Gateway:
             session = conn.session
             if session is not None and session.connection is conn:
                 session.connection = None
-                self.ready.clear()
+                session.live = False
+                self._update_ready()
             self._activity.emit(
                 "gateway", f"client disconnected (#{conn.number}, close code {ws.close_code})"
             )
@@ -296,33 +391,52 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~settings.enabled_privileged_intents:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        shard = data.get("shard")
+        try:
+            shard = check_shard(data.get("shard"))
+        except ValueError:
+            await conn.ws.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            self._activity.emit("gateway", f"IDENTIFY refused: invalid shard {data.get('shard')}")
+            return
         session = GatewaySession(
             session_id=secrets.token_hex(16),
             intents=intents,
-            shard=list(shard) if isinstance(shard, list) else None,
+            shard=None if shard is None else list(shard),
         )
-        old = self._session
+        world = self._world
+        guilds = [g for g in world.guilds.values() if session.covers(g.id)]
+        if len(guilds) > settings.max_guilds_per_shard:
+            await conn.ws.close(code=CLOSE_SHARDING_REQUIRED, message=b"Sharding required.")
+            self._activity.emit(
+                "gateway", f"IDENTIFY refused: {len(guilds)} guilds on one shard, shard more"
+            )
+            return
+        old = self._sessions.get(session.shard_id)
         if old is not None and old.connection is not None and old.connection is not conn:
             with contextlib.suppress(Exception):
                 await old.connection.ws.close(code=4000, message=b"session replaced")
-        self._session = session
+        self._sessions[session.shard_id] = session
         session.connection = conn
         conn.session = session
         self.identify_count += 1
-        await self._send_dispatch(session, "READY", self._ready_payload(session))
-        world = self._world
-        for guild in world.guilds.values():
+        await self._send_dispatch(session, "READY", self._ready_payload(session, guilds))
+        for guild in guilds:
             # Like Discord without the presences intent: only the bot itself is listed;
             # with the members intent the client asks for the rest with op 8.
             bot_member = guild.members.get(world.bot_user_id)
             await self._send_dispatch(
                 session, "GUILD_CREATE", guild.to_payload([bot_member] if bot_member else [])
             )
-        self.ready.set()
-        self._activity.emit("gateway", f"client identified (intents={intents})", intents=intents)
+        session.live = True
+        self._update_ready()
+        on_shard = "" if shard is None else f", shard {shard[0]} of {shard[1]}"
+        self._activity.emit(
+            "gateway",
+            f"client identified (intents={intents}{on_shard})",
+            intents=intents,
+            shard=None if shard is None else list(shard),
+        )
 
-    def _ready_payload(self, session: GatewaySession) -> JSON:
+    def _ready_payload(self, session: GatewaySession, guilds: list[FakeGuild]) -> JSON:
         enabled = self._settings.enabled_privileged_intents
         flags = 0
         if enabled & INTENT_GUILD_PRESENCES:
@@ -341,7 +455,7 @@ class Gateway:
                 "flags": 0,
                 "email": None,
             },
-            "guilds": [{"id": str(g), "unavailable": True} for g in world.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self._settings.gateway_url,
@@ -359,7 +473,8 @@ class Gateway:
         return ready
 
     async def _resume(self, conn: GatewayConnection, data: JSON) -> None:
-        session = self._session
+        wanted = data.get("session_id")
+        session = next((s for s in self._sessions.values() if s.session_id == wanted), None)
         token = self._settings.token
         last_seq = int(data.get("seq") or 0)
         resumable = (
@@ -383,7 +498,8 @@ class Gateway:
         # One lock hold, so no new dispatch can slip in between the replayed events.
         await conn.send_many([*missed, resumed])
         self.resume_count += 1
-        self.ready.set()
+        session.live = True
+        self._update_ready()
         self._activity.emit("gateway", f"client resumed session (from seq {last_seq})")
 
     async def _request_members(self, conn: GatewayConnection, data: JSON) -> None:
@@ -395,8 +511,8 @@ class Gateway:
             return
         for raw in guild_ids:
             guild = self._world.guilds.get(int(raw)) if raw is not None else None
-            if guild is None:
-                continue
+            if guild is None or not session.covers(guild.id):
+                continue  # Discord answers only for the guilds of the connection's shard
             members = list(guild.members.values())
             not_found: list[str] = []
             user_ids = data.get("user_ids")

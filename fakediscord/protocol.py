@@ -44,6 +44,16 @@ class SnowflakeGenerator:
         return (ms << 22) | (self._worker << 17) | self._increment
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard a guild's events go to: ``(guild_id >> 22) % shard_count``, as on Discord."""
+    return (guild_id >> 22) % shard_count
+
+
+#: Discord's guidance: about one shard per this many guilds (``GET /gateway/bot``).
+GUILDS_PER_RECOMMENDED_SHARD: Final = 1000
+#: A session with more guilds than this is refused with close code 4011 (sharding required).
+MAX_GUILDS_PER_SHARD: Final = 2500
+
 DEFAULT_APPLICATION_ID: Final = snowflake_at(dt.datetime(2024, 1, 2, tzinfo=dt.UTC), 1)
 DEFAULT_BOT_USER_ID: Final = DEFAULT_APPLICATION_ID  # like Discord: the bot user id == app id
 DEFAULT_TOKEN: Final = "fake-token.for-the-fake-discord"
@@ -95,6 +105,10 @@ OP_REQUEST_MEMBERS: Final = 8
 OP_INVALID_SESSION: Final = 9
 OP_HELLO: Final = 10
 OP_HEARTBEAT_ACK: Final = 11
+
+# Gateway close codes the fake sends on its own.
+CLOSE_INVALID_SHARD: Final = 4010
+CLOSE_SHARDING_REQUIRED: Final = 4011
 
 # Interaction types and callback types.
 INTERACTION_APPLICATION_COMMAND: Final = 2

@@ -85,3 +85,18 @@ class FakeEvent:
     kind: str
     description: str
     data: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One dispatch (op 0) the gateway gave a session: which event, about which guild (None:
+    no guild, e.g. a direct message), for which shard, on which connection (None: the session
+    was disconnected, so it is only kept for a RESUME), and the id in the payload (a message's,
+    an interaction's, a guild's; None if it has none)."""
+
+    event: str
+    guild_id: int | None
+    shard: tuple[int, int] | None
+    connection: int | None
+    seq: int
+    object_id: int | None

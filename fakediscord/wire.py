@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakediscord.protocol import JSON
+from fakediscord.protocol import JSON, shard_of
 
 
 class _ZstdStream:
@@ -88,6 +88,22 @@ class GatewaySession:
     history: deque[JSON] = field(default_factory=lambda: deque(maxlen=2000))
     connection: GatewayConnection | None = None
     resumable: bool = True  # False after a close code that ends the session (4007, 4009)
+    live: bool = False  # READY and its GUILD_CREATEs sent (or RESUMED), connection still open
+
+    @property
+    def shard_id(self) -> int:
+        """The shard this session is (0 for a client that did not ask for sharding)."""
+        return 0 if self.shard is None else self.shard[0]
+
+    @property
+    def shard_count(self) -> int:
+        return 1 if self.shard is None else self.shard[1]
+
+    def covers(self, guild_id: int | None) -> bool:
+        """Whether this session gets the guild's events (direct messages: shard 0 only)."""
+        if guild_id is None:
+            return self.shard_id == 0
+        return shard_of(guild_id, self.shard_count) == self.shard_id
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,9 @@ class PrivacyCog(commands.Cog):
         keep their rows; servers that removed it are noted as left (from now)."""
         present = [guild.id for guild in self.bot.guilds]
         try:
-            cancelled, recorded = await self.bot.storage.reconcile_guilds(present)
+            cancelled, recorded = await self.bot.storage.reconcile_guilds(
+                present, owns=self.bot.serves
+            )
         except Exception:
             log.exception("could not compare the stored guilds with the guilds the bot is in")
             return

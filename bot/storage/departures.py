@@ -17,7 +17,7 @@ interrupted (crash, locked database) resumes with the next one: the departure ro
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -109,16 +109,25 @@ _GUILDS_WITH_DATA: Final = (
 
 
 async def reconcile(
-    backend: Backend, present: Collection[int], *, at: datetime | None = None
+    backend: Backend,
+    present: Collection[int],
+    *,
+    at: datetime | None = None,
+    owns: Callable[[int], bool] | None = None,
 ) -> tuple[list[int], list[int]]:
     """After connecting, with ``present`` the guilds the bot is in: cancel their departures
     (re-added while the bot was offline), and record one for each guild with rows the bot is
-    no longer in (removed while it was offline). ``(cancelled, recorded)``, each sorted."""
+    no longer in (removed while it was offline). ``(cancelled, recorded)``, each sorted.
+
+    ``owns``: the guilds this process answers for (a process running some of the bot's shards
+    sees only their guilds in ``present``); the others are left alone. None: every guild."""
     present = set(present)
     for guild_id in present:
         check_id("guild_id", guild_id, nullable=False)
     when = time.time() if at is None else to_ts(check_aware("at", at))
     with_data = {row[0] for row in await backend.execute_fetchall(_GUILDS_WITH_DATA)}
+    if owns is not None:
+        with_data = {guild_id for guild_id in with_data if owns(guild_id)}
     cancelled: list[int] = []
     recorded: list[int] = []
     async with backend.transaction() as tx:
@@ -152,11 +161,13 @@ async def purge_departed(
     grace_days: int,
     now: datetime | None = None,
     keep: Collection[int] = (),
+    owns: Callable[[int], bool] | None = None,
     batch: int = DELETE_BATCH,
 ) -> dict[int, int]:
     """Delete every row of each guild the bot left more than ``grace_days`` ago, then its
     departure; ``{guild_id: rows deleted}`` for the guilds wholly deleted. Guilds in ``keep``
-    (those the bot is in now, whatever the table says) are never deleted. ValueError for
+    (those the bot is in now, whatever the table says) are never deleted, nor guilds ``owns``
+    says another process answers for (None: this one answers for all). ValueError for
     ``grace_days`` outside 1 .. MAX_RETENTION_DAYS."""
     check_retention("grace_days", grace_days)
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
@@ -168,7 +179,7 @@ async def purge_departed(
     )
     deleted: dict[int, int] = {}
     for (guild_id,) in due:
-        if guild_id in keep:
+        if guild_id in keep or (owns is not None and not owns(guild_id)):
             continue
         count = 0
         finished = False

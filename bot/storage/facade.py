@@ -360,25 +360,35 @@ class Storage:
         return await cancel_departure(self._backend, guild_id)
 
     async def reconcile_guilds(
-        self, present: Collection[int], *, at: datetime | None = None
+        self,
+        present: Collection[int],
+        *,
+        at: datetime | None = None,
+        owns: Callable[[int], bool] | None = None,
     ) -> tuple[list[int], list[int]]:
         """On connecting, ``present`` being every guild the bot is in: cancel their departures
         (the bot was added back while offline) and record one for each other guild with rows
-        (removed while offline); ``(cancelled, recorded)``."""
-        return await reconcile(self._backend, present, at=at)
+        (removed while offline); ``(cancelled, recorded)``. ``owns``: the guilds this process
+        answers for (its shards'); None: every guild."""
+        return await reconcile(self._backend, present, at=at, owns=owns)
 
     async def guild_departure(self, guild_id: int) -> Departure | None:
         """The guild's pending departure, or None."""
         return await departure(self._backend, guild_id)
 
     async def purge_departed_guilds(
-        self, *, grace_days: int, now: datetime | None = None, keep: Collection[int] = ()
+        self,
+        *,
+        grace_days: int,
+        now: datetime | None = None,
+        keep: Collection[int] = (),
+        owns: Callable[[int], bool] | None = None,
     ) -> dict[int, int]:
         """Delete every row and the settings of each guild the bot left more than
-        ``grace_days`` ago, except those in ``keep`` (the guilds it is in now); ``{guild_id:
-        rows deleted}``."""
+        ``grace_days`` ago, except those in ``keep`` (the guilds it is in now) and those
+        ``owns`` says another process answers for; ``{guild_id: rows deleted}``."""
         deleted = await purge_departed(
-            self._backend, grace_days=grace_days, now=now, keep=frozenset(keep)
+            self._backend, grace_days=grace_days, now=now, keep=frozenset(keep), owns=owns
         )
         for guild_id in deleted:
             self._settings.forget(guild_id)

@@ -19,7 +19,7 @@ async def get_gateway_bot(request: web.Request) -> web.Response:
     return json_response(
         {
             "url": fake_of(request).gateway_url,
-            "shards": 1,
+            "shards": fake_of(request).recommended_shard_count(),
             "session_start_limit": {
                 "total": 1000,
                 "remaining": 999,
