@@ -148,7 +148,7 @@ class _PostgresReader:
 
 
 @contextlib.contextmanager
-def _open_readonly(path: str | Path | Dsn) -> Iterator[_Reader]:
+def _open_reader(path: str | Path | Dsn) -> Iterator[_Reader]:
     """A read-only connection to a Sentiment Bot database (a file, or a PostgreSQL address)."""
     where = database_location(path)
     if isinstance(where, Dsn):
@@ -158,14 +158,14 @@ def _open_readonly(path: str | Path | Dsn) -> Iterator[_Reader]:
         finally:
             reader.close()
         return
-    with _open_sqlite(where) as (conn, resolved, version):
+    with _open_readonly(where) as (conn, resolved, version):
         yield _SqliteReader(conn, resolved, version)
 
 
 @contextlib.contextmanager
-def _open_sqlite(path: Path) -> Iterator[tuple[sqlite3.Connection, Path, int]]:
+def _open_readonly(path: str | Path) -> Iterator[tuple[sqlite3.Connection, Path, int]]:
     """A read-only plain sqlite3 connection to a Sentiment Bot database, its path and version."""
-    path = path.expanduser().resolve()
+    path = Path(path).expanduser().resolve()
     if not check_existing_file(path):
         raise StorageError(
             f"no database at {path}: the bot creates it on its first start; check SENTIMENT_DB"
@@ -188,7 +188,7 @@ def _open_sqlite(path: Path) -> Iterator[tuple[sqlite3.Connection, Path, int]]:
 
 
 def _read(path: str | Path | Dsn, query: Query, parse: Callable[[list[Any]], Any]) -> Any:
-    with _open_readonly(path) as reader:
+    with _open_reader(path) as reader:
         sql, params = query
         return parse(reader.fetchall(sql, params))
 
@@ -262,7 +262,7 @@ def read_correction_count(path: str | Path | Dsn, flt: CorrectionFilter) -> int:
 
 def read_stats(path: str | Path | Dsn) -> DatabaseStats:
     """Like :meth:`Storage.stats`, from a read-only connection."""
-    with _open_readonly(path) as reader:
+    with _open_reader(path) as reader:
         by_source = reader.fetchall(STATS_QUERIES[0])
         span = reader.fetchall(STATS_QUERIES[1])[0]
         return stats_result(reader.location, reader.version, by_source, span, reader.size_bytes())
@@ -279,7 +279,7 @@ def read_export(
     """Like :meth:`Storage.export_member`, from a read-only connection, in one read
     transaction (a consistent snapshot, however long it takes)."""
     steps = export_steps(guild_id, user_id, now=datetime.now(UTC) if now is None else now)
-    with _open_readonly(path) as reader, reader.snapshot():
+    with _open_reader(path) as reader, reader.snapshot():
         try:
             item = next(steps)
             while True:
@@ -306,7 +306,7 @@ def write_origin(path: str | Path, origin: str) -> None:
     """Note in the Sentiment Bot database at ``path`` that ``origin`` (e.g. ``sentiment-
     sandbox``) created it: a table of its own, outside the migrated schema. Never creates a
     file; raises StorageError if ``path`` is not an existing Sentiment Bot database."""
-    with _open_sqlite(Path(path)) as (_, resolved, _):
+    with _open_readonly(path) as (_, resolved, _):
         pass  # the checks: an existing file, ours, migrated
     with contextlib.closing(sqlite3.connect(resolved, timeout=5.0)) as conn, conn:
         conn.execute(_ORIGIN_TABLE)
@@ -319,7 +319,7 @@ def read_origin(path: str | Path) -> str | None:
     """The ``origin`` that :func:`write_origin` noted in the database at ``path``; None for a
     file without one, a missing file, or one that is not a Sentiment Bot database. Reads only."""
     try:
-        with _open_sqlite(Path(path)) as (conn, _, _):
+        with _open_readonly(path) as (conn, _, _):
             row = conn.execute("SELECT origin FROM created_by ORDER BY rowid LIMIT 1").fetchone()
     except (StorageError, sqlite3.Error):
         return None
