@@ -183,7 +183,12 @@ _VERSION_TABLE: Final = (
 _HAS_TABLES_SQL: Final = (
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema())"
 )
-_HAS_VERSION_TABLE_SQL: Final = "SELECT to_regclass('sentiment_schema') IS NOT NULL"
+# A catalog query, not to_regclass(): after waiting on the advisory lock (which brings no
+# catalog invalidation) to_regclass could still miss a table another session just committed.
+_HAS_VERSION_TABLE_SQL: Final = (
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+    " WHERE schemaname = current_schema() AND tablename = 'sentiment_schema')"
+)
 
 
 async def pg_identity(conn: Any) -> tuple[int, int, bool]:

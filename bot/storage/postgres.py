@@ -1,10 +1,12 @@
 """The PostgreSQL backend (asyncpg, a connection pool): the second implementation of
 :class:`bot.storage.backend.Backend`, selected by ``SENTIMENT_DB=postgresql://...``.
 
-* **SQL.** The statements written once for both engines are rewritten for PostgreSQL, once per
-  text (cached): qmark ``?`` placeholders become ``$1, $2, ...`` (never inside a quoted
-  literal), ``x IS ?`` becomes ``x IS NOT DISTINCT FROM $n`` and ``CAST(e AS INTEGER)``
-  (SQLite truncates) becomes ``CAST(TRUNC(e) AS BIGINT)`` (PostgreSQL would round). A batch
+* **SQL.** The statements written once for both engines are rewritten for PostgreSQL (cached
+  per text): qmark ``?`` placeholders become ``$1, $2, ...`` (never inside a quoted literal);
+  SQLite's null-safe ``x IS ?`` becomes ``x = $n``, or ``x IS NULL`` when the value is None
+  (``IS NOT DISTINCT FROM`` would be the same test, but no index serves it); and
+  ``CAST(e AS INTEGER)`` (SQLite truncates) becomes ``CAST(TRUNC(e) AS BIGINT)`` (PostgreSQL
+  would round). A batch
   ``INSERT ... VALUES (?, ...)`` goes as one multi-row statement, so a batch is one round trip
   and its status tells the rows inserted. PostgreSQL's ``text`` cannot hold NUL: a NUL in a
   text is stored as U+FFFD (SQLite keeps it).
@@ -80,7 +82,6 @@ _CONNECT_ERRORS: Final[tuple[type[Exception], ...]] = (
 # SQL
 
 
-_IS_PARAM: Final = re.compile(r"\bIS \?")
 _VALUES: Final = re.compile(
     r"^(?P<head>.*\bVALUES\s*)\((?P<row>\?(?:\s*,\s*\?)*)\)(?P<tail>.*)$", re.S
 )
@@ -106,29 +107,57 @@ def _cast_to_trunc(sql: str) -> str:
     return "".join(out) + sql[i:]
 
 
-def _numbered(sql: str) -> str:
-    """``?`` -> ``$1, $2, ...`` outside quoted literals and identifiers."""
-    out: list[str] = []
-    n = 0
+@functools.lru_cache(maxsize=512)
+def _split(sql: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+    """The text around each ``?`` (outside quoted literals and identifiers), after the CAST
+    rewrite, and for each ``?`` whether it is SQLite's null-safe ``x IS ?``."""
+    sql = _cast_to_trunc(sql)
+    pieces: list[str] = []
+    start = 0
     quote: str | None = None
-    for ch in sql:
+    for i, ch in enumerate(sql):
         if quote is not None:
             if ch == quote:
                 quote = None
         elif ch in "'\"":
             quote = ch
         elif ch == "?":
+            pieces.append(sql[start:i])
+            start = i + 1
+    pieces.append(sql[start:])
+    null_safe = tuple(piece.endswith(" IS ") for piece in pieces[:-1])
+    return tuple(pieces), null_safe
+
+
+@functools.lru_cache(maxsize=1024)
+def _render(sql: str, nulls: tuple[bool, ...]) -> str:
+    """The PostgreSQL text of ``sql`` for parameters where ``nulls`` says which null-safe
+    comparisons get NULL: ``x IS NULL`` for those, ``x = $n`` for the others (so an index on
+    ``x`` serves it: ``IS NOT DISTINCT FROM`` is not indexable)."""
+    pieces, null_safe = _split(sql)
+    out = [pieces[0]]
+    n = 0
+    for piece, safe, null in zip(pieces[1:], null_safe, nulls, strict=True):
+        if safe and null:
+            out[-1] = out[-1] + "NULL"
+        else:
+            if safe:
+                out[-1] = out[-1][: -len("IS ")] + "= "
             n += 1
-            out.append(f"${n}")
-            continue
-        out.append(ch)
+            out[-1] = out[-1] + f"${n}"
+        out.append(piece)
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=512)
-def translate(sql: str) -> str:
-    """The PostgreSQL text of a statement written in the shared dialect (see the module)."""
-    return _numbered(_cast_to_trunc(_IS_PARAM.sub("IS NOT DISTINCT FROM ?", sql)))
+def translate(sql: str, params: Sequence[object] = ()) -> tuple[str, list[object]]:
+    """The PostgreSQL text and parameters of a statement written in the shared dialect (see
+    the module): ``?`` numbered, ``x IS ?`` as ``x = $n`` or ``x IS NULL``, CAST truncating."""
+    _, null_safe = _split(sql)
+    if len(null_safe) != len(params):
+        raise ValueError(f"{len(null_safe)} placeholders but {len(params)} parameters")
+    nulls = tuple(safe and p is None for safe, p in zip(null_safe, params, strict=True))
+    kept = [_param(p) for p, null in zip(params, nulls, strict=True) if not null]
+    return _render(sql, nulls), kept
 
 
 @functools.lru_cache(maxsize=512)
@@ -138,15 +167,12 @@ def _multi_row(sql: str, rows: int) -> str | None:
     if match is None:
         return None
     row = f"({match['row']})"
-    return translate(match["head"] + ", ".join([row] * rows) + match["tail"])
+    text = match["head"] + ", ".join([row] * rows) + match["tail"]
+    return _render(text, (False,) * len(_split(text)[1]))
 
 
 def _param(value: object) -> object:
     return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
-
-
-def _params(params: Sequence[object]) -> list[object]:
-    return [_param(p) for p in params]
 
 
 def _changed(status: str) -> int:
@@ -233,8 +259,9 @@ class _Transaction:
         self._conn = conn
 
     async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        text, values = translate(sql, params)
         async with self._conn.transaction():  # a savepoint: a refused row undoes this only
-            status: str = await self._conn.execute(translate(sql), *_params(params))
+            status: str = await self._conn.execute(text, *values)
         return _changed(status)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
@@ -253,14 +280,16 @@ class _Transaction:
         return changed
 
     async def execute_insert(self, sql: str, params: Sequence[object]) -> int | None:
+        text, values = translate(sql, params)
         async with self._conn.transaction():
-            row_id = await self._conn.fetchval(translate(sql) + " RETURNING id", *_params(params))
+            row_id = await self._conn.fetchval(text + " RETURNING id", *values)
         return None if row_id is None else int(row_id)
 
     async def execute_fetchall(
         self, sql: str, params: Sequence[object] = ()
     ) -> list[Sequence[Any]]:
-        return [tuple(r) for r in await self._conn.fetch(translate(sql), *_params(params))]
+        text, values = translate(sql, params)
+        return [tuple(r) for r in await self._conn.fetch(text, *values)]
 
 
 class PostgresBackend:
@@ -338,8 +367,9 @@ class PostgresBackend:
         self, sql: str, params: Sequence[object] = ()
     ) -> list[Sequence[Any]]:
         self._ensure_open()
+        text, values = translate(sql, params)
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(translate(sql), *_params(params))
+            rows = await conn.fetch(text, *values)
         return [tuple(r) for r in rows]
 
     def ensure_same_database(self) -> None:
@@ -408,4 +438,5 @@ async def read_only(dsn: Dsn) -> AsyncIterator[tuple[Any, int]]:
 
 async def fetch(conn: Any, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     """The rows of a shared-dialect query on a read-only connection."""
-    return [tuple(r) for r in await conn.fetch(translate(sql), *_params(params))]
+    text, values = translate(sql, params)
+    return [tuple(r) for r in await conn.fetch(text, *values)]
