@@ -125,8 +125,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     engine = dict(report.user_properties).get("engine")
     if engine is None:
         return
-    if report.when == "call" or (report.when == "setup" and not report.passed):
+    if report.when == "call":
         _counts[str(engine)][report.outcome] += 1
+    elif report.when == "setup" and not report.passed:  # skipped, or an error before running
+        _counts[str(engine)]["skipped" if report.skipped else "errors"] += 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -134,6 +136,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("tests per database engine")
     for engine, counts in _counts.items():
-        ran = counts["passed"] + counts["failed"]
+        ran = counts["passed"] + counts["failed"]  # the test itself ran
         detail = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
         terminalreporter.write_line(f"{engine}: {ran} run ({detail or 'none'})")
