@@ -11,9 +11,11 @@ parameters (``?``), never spliced into the text, and the statements use the SQL 
 PostgreSQL share (``ON CONFLICT DO NOTHING``, ``EXISTS``, ``CASE``). A backend whose driver
 takes another placeholder style (asyncpg: ``$1``) rewrites the placeholders itself, in its
 :class:`Transaction` and :meth:`Backend.execute_fetchall`; so do the two SQLite spellings the
-queries use, ``guild_id IS ?`` (null-safe equality: ``IS NOT DISTINCT FROM``) and
-``CAST(x AS INTEGER)`` truncating a positive number. The schema and its migrations, how a
-database is opened and recognised, and which of its errors mean what, belong to the backend.
+queries use, ``guild_id IS ?`` (null-safe equality: PostgreSQL's ``IS NOT DISTINCT FROM``,
+which the PostgreSQL backend writes as ``= $n`` or ``IS NULL`` by the value, so that an index
+serves it) and ``CAST(x AS INTEGER)`` truncating a positive number. The schema and its
+migrations, how a database is opened and recognised, and which of its errors mean what, belong
+to the backend.
 :class:`bot.storage.postgres.PostgresBackend` is the second implementation.
 """
 
