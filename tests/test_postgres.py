@@ -487,23 +487,45 @@ async def test_settings_changed_in_one_process_hold_in_another_within_the_bound(
 
 
 @ON_POSTGRES
-async def test_an_opt_out_in_one_process_stops_the_other_and_undoes_its_late_rows(
-    database: Dsn,
-) -> None:
+async def test_an_opt_out_in_one_process_stops_the_other_within_the_bound(database: Dsn) -> None:
     a = await Storage.open(database, settings_refresh_s=0.1)
     b = await Storage.open(database, settings_refresh_s=0.1)
     try:
         b.start_writer()
         assert await b.save(auto(1, created_at=datetime.now(UTC) - timedelta(hours=1)))
-        await a.forget_user(100)  # in process a: b does not know yet
-        assert await b.save(auto(2, created_at=datetime.now(UTC)))  # written after the opt-out
+        await a.forget_user(100)  # in process a: b learns of it by its refresh task
+        await b.save(auto(2, created_at=datetime.now(UTC)))  # stored or not, it must not stay
 
         async def b_refuses() -> bool:
             return await b.is_opted_out(100)
 
         await wait_until(b_refuses)
         assert not await b.save(auto(3, created_at=datetime.now(UTC)))  # refused now
-        assert await a.count(HistoryFilter(guild_id=ANY_GUILD)) == 0  # the late row went too
+        assert await a.count(HistoryFilter(guild_id=ANY_GUILD)) == 0
+    finally:
+        await a.close()
+        await b.close()
+
+
+@ON_POSTGRES
+async def test_rows_written_after_an_opt_out_elsewhere_are_undone_at_the_refresh(
+    database: Dsn,
+) -> None:
+    a = await Storage.open(database)
+    b = await Storage.open(database)  # no refresh task: refreshed by hand below
+    try:
+        before = datetime.now(UTC) - timedelta(hours=1)
+        assert await b.add(auto(1, created_at=before)) is not None
+        await a.set_opt_out(100, True)  # an opt-out keeps what was stored before it
+        assert await b.add(auto(2, created_at=datetime.now(UTC))) is not None  # b did not know
+        await b._privacy.refresh()
+        assert await b.is_opted_out(100)
+        rows = await a.history(HistoryFilter(guild_id=ANY_GUILD))
+        assert [r.message_id for r in rows] == [1]
+        assert await b.add(auto(3, created_at=datetime.now(UTC))) is None
+        await a.set_opt_out(100, False)
+        await b._privacy.refresh()
+        assert not await b.is_opted_out(100)
     finally:
         await a.close()
         await b.close()

@@ -28,8 +28,6 @@ __all__ = ["PG_MIGRATIONS", "check_pg_identity", "migrate_pg", "pg_identity"]
 
 log = logging.getLogger("bot.storage")
 
-_FLAG: Final = "INTEGER NOT NULL DEFAULT 0 CHECK ({0} IN (0, 1))"
-
 PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 1: the prediction log.
     (
@@ -61,13 +59,13 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 2: per-guild settings and privacy.
     (
-        f"""CREATE TABLE guild_settings (
+        """CREATE TABLE guild_settings (
             guild_id        BIGINT PRIMARY KEY,
             positive_emoji  TEXT,
             negative_emoji  TEXT,
             band_low        DOUBLE PRECISION,
             band_high       DOUBLE PRECISION,
-            store_auto_text {_FLAG.format("store_auto_text")},
+            store_auto_text INTEGER NOT NULL DEFAULT 0 CHECK (store_auto_text IN (0, 1)),
             retention_days  INTEGER CHECK (retention_days IS NULL OR retention_days >= 1),
             CHECK ((band_low IS NULL) = (band_high IS NULL)),
             CHECK (band_low IS NULL
@@ -101,7 +99,8 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 4: privacy: whose words a row holds, and whether it was asked privately.
     (
         "ALTER TABLE predictions ADD COLUMN author_id BIGINT",
-        f"ALTER TABLE predictions ADD COLUMN private {_FLAG.format('private')}",
+        "ALTER TABLE predictions ADD COLUMN private INTEGER NOT NULL DEFAULT 0"
+        " CHECK (private IN (0, 1))",
         "UPDATE predictions SET author_id = user_id WHERE source IN ('auto', 'command')",
         """UPDATE predictions SET author_id = (
             SELECT auto.user_id FROM predictions AS auto
@@ -124,7 +123,7 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             alert_channel_id BIGINT,
             hourly_cap       INTEGER NOT NULL CHECK (hourly_cap BETWEEN 1 AND 60)
         )""",
-        f"""CREATE TABLE alert_watches (
+        """CREATE TABLE alert_watches (
             guild_id         BIGINT           NOT NULL,
             channel_id       BIGINT           NOT NULL,
             threshold        DOUBLE PRECISION NOT NULL
@@ -133,7 +132,7 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             window_minutes   INTEGER          NOT NULL CHECK (window_minutes >= 1),
             min_messages     INTEGER          NOT NULL CHECK (min_messages >= 1),
             cooldown_minutes INTEGER          NOT NULL CHECK (cooldown_minutes >= 1),
-            alerting         {_FLAG.format("alerting")},
+            alerting         INTEGER          NOT NULL DEFAULT 0 CHECK (alerting IN (0, 1)),
             last_alert_at    DOUBLE PRECISION,
             alert_message_id BIGINT,
             PRIMARY KEY (guild_id, channel_id),

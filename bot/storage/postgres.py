@@ -223,8 +223,8 @@ def connect_error(dsn: Dsn, exc: BaseException) -> StorageError:
         )
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
         return StorageError(
-            f"the user of {dsn} may not create the bot's tables ({what}); grant it the right "
-            "(GRANT CREATE ON SCHEMA public TO the user) or use the database's owner"
+            f"the user of {dsn} may not create the bot's tables ({what}); let it create tables "
+            "in the schema (grant create on schema public) or connect as the database's owner"
         )
     if isinstance(exc, socket.gaierror):
         return StorageError(

@@ -124,6 +124,9 @@ class Privacy:
             self._opted_out.update(stored)
             if not new:
                 return
+            # Records already past the writer's check land first (queued ones are refused
+            # from now on), so that the deletion below comes after them.
+            await self._flush()
             async with self._backend.transaction() as tx:
                 for user_id, since in new:
                     for sql in _SINCE_OPT_OUT:
