@@ -47,7 +47,11 @@ async def open_parts(settings: Settings, *, classifier: SentimentClassifier | No
     Raises ``StorageError``, ``ArtifactError`` or ``EncoderError`` (each one line that names
     the file and the fix); on any failure or cancellation, what was opened is closed again.
     """
-    storage = await Storage.open(settings.database)
+    storage = await Storage.open(
+        settings.database,
+        pool_size=settings.db_pool_size,
+        settings_refresh_s=settings.settings_refresh_s,
+    )
     try:
         if classifier is None:
             classifier = await asyncio.to_thread(

@@ -36,6 +36,7 @@ from bot.storage import (
     read_mood_counts,
     read_stats,
 )
+from bot.storage.dsn import Dsn, database_location
 from model import ArtifactError, EncoderError
 from model.settings import SettingsError
 
@@ -211,7 +212,11 @@ def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-histo
         description="Print prediction history and mood statistics from the bot's database "
         "(read-only; safe while the bot runs).",
     )
-    parser.add_argument("--db", type=Path, help="database file [SENTIMENT_DB, data/sentiment.db]")
+    parser.add_argument(
+        "--db",
+        type=_database_arg,
+        help="database file or postgresql:// address [SENTIMENT_DB, data/sentiment.db]",
+    )
     parser.add_argument("--guild", type=int, help="only this guild id")
     parser.add_argument("--user", type=int, help="only this user id")
     parser.add_argument("--channel", type=int, help="only this channel id")
@@ -254,7 +259,7 @@ def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-histo
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not db.is_file():
+    if isinstance(db, Path) and not db.is_file():
         print(
             f"error: no database at {db}. Pass --db or set SENTIMENT_DB to the bot's "
             "database file.",
@@ -308,6 +313,14 @@ def history_main(argv: Sequence[str] | None = None, prog: str = "sentiment-histo
         )
         return 2
     return 0
+
+
+def _database_arg(value: str) -> Path | Dsn:
+    """--db: a file path, or a PostgreSQL address (checked; the password never shown)."""
+    try:
+        return database_location(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a usable PostgreSQL address: {exc}") from None
 
 
 def _errorname(exc: sqlite3.Error) -> str:
@@ -399,7 +412,9 @@ def _probability(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def _print_history(db: Path, flt: HistoryFilter, limit: int, offset: int, *, as_csv: bool) -> None:
+def _print_history(
+    db: Path | Dsn, flt: HistoryFilter, limit: int, offset: int, *, as_csv: bool
+) -> None:
     rows = read_history(db, flt, limit=limit, offset=offset)
     if as_csv:
         writer = csv.writer(sys.stdout)
@@ -457,7 +472,7 @@ def _print_history(db: Path, flt: HistoryFilter, limit: int, offset: int, *, as_
     print(f"({len(rows)} of {total} matching predictions, from row {offset + 1})")
 
 
-def _print_stats(db: Path, flt: HistoryFilter, *, as_csv: bool) -> None:
+def _print_stats(db: Path | Dsn, flt: HistoryFilter, *, as_csv: bool) -> None:
     """Mood counts and shares. A text the model did not read has no mood: shares are of the
     texts read, and those not read are counted apart (their share: of all matching)."""
     counts = read_mood_counts(db, flt)
@@ -507,7 +522,7 @@ CORRECTED = {"auto": "reaction", "command": "/sentiment", "context_menu": "menu"
 
 
 def print_corrections(
-    db: Path, flt: CorrectionFilter, limit: int, offset: int, *, as_csv: bool
+    db: Path | Dsn, flt: CorrectionFilter, limit: int, offset: int, *, as_csv: bool
 ) -> None:
     """The corrections, newest first: who corrected what, the mood meant and the model's."""
     rows = [
@@ -542,7 +557,7 @@ def print_corrections(
     print(f"({len(rows)} of {total} corrections, from row {offset + 1})")
 
 
-def export_corrections(db: Path, flt: CorrectionFilter, path: Path) -> int:
+def export_corrections(db: Path | Dsn, flt: CorrectionFilter, path: Path) -> int:
     """Every correction matching ``flt`` that kept its text, oldest first, as CSV for
     ``sentiment train --corrections``: the text goes out unchanged (no spreadsheet guard: it is
     training data), with the mood meant and the model's. How many were written."""

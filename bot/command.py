@@ -90,9 +90,10 @@ def _corrections_from_database(argv: list[str]) -> Iterator[tuple[list[str], str
     given = argv[at].partition("=")[2] if "=" in argv[at] else None
     value = given if given is not None else (argv[at + 1] if at + 1 < len(argv) else None)
     from bot.storage import ANY_GUILD, CorrectionFilter, StorageError, is_sqlite_file
+    from bot.storage.dsn import database_location, is_dsn
 
     # a missing or unreadable file, or a CSV, goes on: the trainer speaks of it in its words
-    if value is None or not is_sqlite_file(Path(value)):
+    if value is None or not (is_dsn(value) or is_sqlite_file(Path(value))):
         yield argv, None
         return
     from bot.cli import export_corrections
@@ -100,11 +101,12 @@ def _corrections_from_database(argv: list[str]) -> Iterator[tuple[list[str], str
     with tempfile.TemporaryDirectory(prefix="sentiment-corrections-") as folder:
         csv = Path(folder) / "corrections.csv"
         try:
-            written = export_corrections(Path(value), CorrectionFilter(guild_id=ANY_GUILD), csv)
-        except StorageError as exc:
+            where = database_location(value)
+            written = export_corrections(where, CorrectionFilter(guild_id=ANY_GUILD), csv)
+        except (StorageError, ValueError) as exc:
             yield argv, str(exc)
             return
-        print(f"corrections: {written} with text read from the database {value}")
+        print(f"corrections: {written} with text read from the database {where}")
         rest = argv[at + 1 :] if given is not None else argv[at + 2 :]
         yield [*argv[:at], flag, str(csv), *rest], None
 

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
-from pydantic import AfterValidator, BeforeValidator, SecretStr
+from pydantic import AfterValidator, BeforeValidator, PlainValidator, SecretStr, ValidationError
 
+from bot.storage.dsn import Dsn, database_location, is_dsn
 from model.settings import (
     WHOLE,
     ClassifierSettings,
     SettingsError,
-    UserPath,
     variable,
 )
 
@@ -101,13 +101,26 @@ def describe_shards(shard_ids: tuple[int, ...], shard_count: int) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+def _database(value: Any) -> Path | Dsn:
+    """SENTIMENT_DB: a PostgreSQL address (postgresql:// or postgres://) or a file path."""
+    if not isinstance(value, str | Path | Dsn):
+        raise ValueError("a file path or a postgresql:// address is needed")
+    return database_location(value)
+
+
+DATABASE_WHAT = "a file path or a PostgreSQL address (postgresql://user:password@host/dbname)"
+
+
 class Settings(ClassifierSettings):
     """What ``sentiment-bot`` runs with. ``from_env`` reads it; built in code, it reads nothing."""
 
     FIX_IN: ClassVar[str] = ".env or the environment"
 
     token: Secret = variable(Secret(""), "DISCORD_TOKEN", "a bot token")
-    database: UserPath = variable(DEFAULT_DATABASE, "SENTIMENT_DB", "a file path")
+    # A Path (SQLite) or a Dsn (PostgreSQL, shown with its password masked).
+    database: Annotated[Path | Dsn, PlainValidator(_database)] = variable(
+        DEFAULT_DATABASE, "SENTIMENT_DB", DATABASE_WHAT
+    )
     dev_guild_id: int | None = variable(
         None, "SENTIMENT_DEV_GUILD_ID", "a Discord id", gt=0, lt=2**64
     )
@@ -180,6 +193,36 @@ class Settings(ClassifierSettings):
                 f"SENTIMENT_SHARD_COUNT={self.shard_count} the shard ids run from 0 to "
                 f"{self.shard_count - 1}. Fix one of them in {self.FIX_IN}."
             )
+
+    # --- several processes on one database (issue 13: PostgreSQL) ---
+    # PostgreSQL: the most connections this process opens (the writer's, the queries').
+    db_pool_size: int = variable(
+        4, "SENTIMENT_DB_POOL_SIZE", "a whole number of connections from 1 to 100", ge=1, le=100
+    )
+    # How old a guild's cached settings may get before they are read again, and how often the
+    # opt-outs and alert settings are re-read: the bound on how long a change made through
+    # another process sharing the database takes to hold here. 0: cached until changed here.
+    settings_refresh_s: float = variable(
+        5.0, "SENTIMENT_SETTINGS_REFRESH_S", "seconds from 0 to 3600", ge=0.0, le=3600.0
+    )
+
+    @classmethod
+    def _one_line(cls, exc: ValidationError) -> str:
+        error = exc.errors(include_url=False)[0]
+        value = error["input"]
+        field = error["loc"][0] in ("SENTIMENT_DB", "database")
+        if field and isinstance(value, str) and is_dsn(value):
+            # never the password: the address masked, and what is wrong with it
+            try:
+                shown = str(Dsn(value))
+            except ValueError:
+                shown = value.split("://", 1)[0] + "://..."
+            reason = str(error.get("ctx", {}).get("error", error["msg"]))
+            return (
+                f"SENTIMENT_DB={shown!r} is not a usable PostgreSQL address ({reason}). "
+                f"Fix it in {cls.FIX_IN}."
+            )
+        return super()._one_line(exc)
 
     @classmethod
     def from_env(

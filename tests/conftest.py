@@ -13,8 +13,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The end-to-end fixtures (`classifier`, `world`) and helpers shared by the bot tests.
-pytest_plugins = ["e2e_support"]
+# The end-to-end fixtures (`classifier`, `world`) and helpers shared by the bot tests; the
+# database engines (`engine`, `database`: SQLite and PostgreSQL) and their counts.
+pytest_plugins = ["e2e_support", "engines"]
 
 
 def _shared_data(env: str, name: str, probe: str, holds: str) -> Path:

@@ -18,6 +18,7 @@ import pytest
 
 from bot.config import Secret, Settings
 from bot.storage import ANY_GUILD, HistoryFilter, StoredPrediction
+from bot.storage.dsn import Dsn
 from fakediscord import FakeDiscord, Reply, running_client
 
 if TYPE_CHECKING:  # imported when used: they load torch, which unit-test runs do not need
@@ -83,9 +84,12 @@ async def open_world(
     classifier: SentimentClassifier,
     *,
     token: str | None = None,
+    database: Path | Dsn | None = None,
     **settings_options: Any,
 ) -> AsyncIterator[World]:
     """The test guild, the bot running against the fake, reactions on in #general.
+
+    ``database``: the bot's database (default: a SQLite file in ``tmp_path``).
 
     ``token``: the fake accepts only this bot token (and the bot is given it); by default the
     fake accepts any token. ``settings_options``: more of the bot's settings (e.g.
@@ -105,7 +109,7 @@ async def open_world(
         guild.add_member(OTHER_BOT, "otherbot", bot=True)
         settings = Settings(
             token=Secret(fake.token or ""),
-            database=tmp_path / "bot.db",
+            database=tmp_path / "bot.db" if database is None else database,
             dev_guild_id=GUILD,
             **settings_options,
         )
@@ -125,6 +129,15 @@ async def open_world(
 @pytest.fixture
 async def world(tmp_path: Path, classifier: SentimentClassifier) -> AsyncIterator[World]:
     async with open_world(tmp_path, classifier) as world:
+        yield world
+
+
+@pytest.fixture
+async def any_world(
+    tmp_path: Path, database: Path | Dsn, classifier: SentimentClassifier
+) -> AsyncIterator[World]:
+    """``world`` on each database engine (tests/engines.py): SQLite and PostgreSQL."""
+    async with open_world(tmp_path, classifier, database=database) as world:
         yield world
 
 

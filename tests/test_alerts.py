@@ -31,6 +31,7 @@ from bot.inference import InferenceService
 from bot.mood import MoodService
 from bot.render import alert_embed, alert_settings_embed, resolved_line
 from bot.storage import DEFAULT_NEGATIVE_EMOJI, PredictionRecord, Storage
+from bot.storage.dsn import Dsn
 from model import Prediction
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -177,8 +178,8 @@ def test_the_resolved_line_links_the_alert() -> None:
 # -- storage ------------------------------------------------------------------------------------
 
 
-async def test_settings_and_state_are_stored_and_survive_a_restart(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
+async def test_settings_and_state_are_stored_and_survive_a_restart(database: Path | Dsn) -> None:
+    path = database
     storage = await Storage.open(path)
     try:
         assert not storage.watched(1, 2)
@@ -232,8 +233,8 @@ def row(
     return PredictionRecord(**values)  # type: ignore[arg-type]
 
 
-async def test_the_window_query_counts_the_channels_own_messages(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_the_window_query_counts_the_channels_own_messages(database: Path | Dsn) -> None:
+    storage = await Storage.open(database)
     try:
         since = NOW - timedelta(minutes=10)
         for r in (
@@ -260,10 +261,12 @@ async def test_the_window_query_counts_the_channels_own_messages(tmp_path: Path)
 # -- the service, without Discord ---------------------------------------------------------------
 
 
-async def test_the_service_caps_a_guild_and_retries_a_post_that_failed(tmp_path: Path) -> None:
+async def test_the_service_caps_a_guild_and_retries_a_post_that_failed(
+    database: Path | Dsn,
+) -> None:
     """Three channels turn sour at once under an hourly cap of 2: two alerts, the second
     saying it is the last; a post Discord refused is stored as nothing and tried again."""
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database)
     posted: list[Notice] = []
     refuse = [True]
 
@@ -308,9 +311,9 @@ async def test_the_service_caps_a_guild_and_retries_a_post_that_failed(tmp_path:
 
 
 async def test_a_watched_channel_is_read_without_reacting_where_reactions_are_off(
-    tmp_path: Path,
+    database: Path | Dsn,
 ) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database)
     try:
 
         class Negative:

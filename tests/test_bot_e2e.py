@@ -37,6 +37,7 @@ from bot.cli import run_bot
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
 from bot.storage import HistoryFilter, Storage, StoredPrediction, read_count
+from bot.storage.dsn import Dsn
 from fakediscord import FakeDiscord, point_discord_py_at, running_client
 from model import SentimentClassifier
 
@@ -45,14 +46,14 @@ from model import SentimentClassifier
     ("text", "emoji", "label"), [(POSITIVE, "👍", "positive"), (NEGATIVE, "👎", "negative")]
 )
 async def test_message_in_enabled_channel_gets_one_reaction_and_one_row(
-    world: World, text: str, emoji: str, label: str
+    any_world: World, text: str, emoji: str, label: str
 ) -> None:
-    message_id = await world.fake.send_message(GENERAL, ALICE, text)
-    await world.fake.wait_for(lambda: bool(world.fake.active_reactions(message_id)))
-    await world.settle()
-    assert world.fake.active_reactions(message_id) == [emoji]
-    assert len(world.fake.requests_to("PUT", rf"/messages/{message_id}/reactions/")) == 1
-    rows = await world.rows()
+    message_id = await any_world.fake.send_message(GENERAL, ALICE, text)
+    await any_world.fake.wait_for(lambda: bool(any_world.fake.active_reactions(message_id)))
+    await any_world.settle()
+    assert any_world.fake.active_reactions(message_id) == [emoji]
+    assert len(any_world.fake.requests_to("PUT", rf"/messages/{message_id}/reactions/")) == 1
+    rows = await any_world.rows()
     assert len(rows) == 1
     row = rows[0]
     assert (row.message_id, row.user_id, row.channel_id, row.guild_id) == (
@@ -62,23 +63,25 @@ async def test_message_in_enabled_channel_gets_one_reaction_and_one_row(
         GUILD,
     )
     assert (row.source, row.label, row.in_band) == ("auto", label, False)
-    assert row.model_version == world.bot.classifier.version
+    assert row.model_version == any_world.bot.classifier.version
     assert row.text is None  # the guild did not turn text storage on
 
 
-async def test_no_reaction_in_disabled_channel_from_opted_out_member_or_bots(world: World) -> None:
-    await world.slash("forget-me", user=BOB)
+async def test_no_reaction_in_disabled_channel_from_opted_out_member_or_bots(
+    any_world: World,
+) -> None:
+    await any_world.slash("forget-me", user=BOB)
     ignored = [
-        await world.fake.send_message(RANDOM, ALICE, POSITIVE),
-        await world.fake.send_message(GENERAL, BOB, POSITIVE),
-        await world.fake.send_message(GENERAL, OTHER_BOT, POSITIVE),
+        await any_world.fake.send_message(RANDOM, ALICE, POSITIVE),
+        await any_world.fake.send_message(GENERAL, BOB, POSITIVE),
+        await any_world.fake.send_message(GENERAL, OTHER_BOT, POSITIVE),
     ]
-    control = await world.fake.send_message(GENERAL, ALICE, POSITIVE)
-    await world.fake.wait_for(lambda: bool(world.fake.active_reactions(control)))
-    await world.settle()
+    control = await any_world.fake.send_message(GENERAL, ALICE, POSITIVE)
+    await any_world.fake.wait_for(lambda: bool(any_world.fake.active_reactions(control)))
+    await any_world.settle()
     for message_id in ignored:
-        assert world.fake.active_reactions(message_id) == []
-    assert [r.message_id for r in await world.rows()] == [control]
+        assert any_world.fake.active_reactions(message_id) == []
+    assert [r.message_id for r in await any_world.rows()] == [control]
 
 
 async def test_neutral_band_logs_but_stays_silent(world: World) -> None:
@@ -97,13 +100,13 @@ def answer_detail(bot: SentimentBot) -> str:
     return "Probabilities" if bot.classifier.three_way else "Confidence"
 
 
-async def test_slash_sentiment_replies_and_logs_with_text(world: World) -> None:
-    reply = await world.slash("sentiment", {"text": NEGATIVE}, channel=RANDOM)
-    assert "Negative" in reply.text and answer_detail(world.bot) in reply.text
+async def test_slash_sentiment_replies_and_logs_with_text(any_world: World) -> None:
+    reply = await any_world.slash("sentiment", {"text": NEGATIVE}, channel=RANDOM)
+    assert "Negative" in reply.text and answer_detail(any_world.bot) in reply.text
     assert not reply.ephemeral
-    private = await world.slash("sentiment", {"text": POSITIVE, "private": True})
+    private = await any_world.slash("sentiment", {"text": POSITIVE, "private": True})
     assert "Positive" in private.text and private.ephemeral
-    rows = await world.rows()
+    rows = await any_world.rows()
     assert {(r.source, r.label, r.text) for r in rows} == {
         ("command", "negative", NEGATIVE),
         ("command", "positive", POSITIVE),
@@ -125,62 +128,62 @@ async def test_context_menu_answers_privately(world: World) -> None:
     assert (row.source, row.message_id, row.user_id) == ("context_menu", message_id, ALICE)
 
 
-async def test_history_for_oneself_a_moderator_and_refused_for_others(world: World) -> None:
-    await world.slash("sentiment", {"text": POSITIVE}, user=ALICE)
-    await world.slash("sentiment", {"text": NEGATIVE}, user=BOB)
-    await world.bot.storage.flush()
+async def test_history_for_oneself_a_moderator_and_refused_for_others(any_world: World) -> None:
+    await any_world.slash("sentiment", {"text": POSITIVE}, user=ALICE)
+    await any_world.slash("sentiment", {"text": NEGATIVE}, user=BOB)
+    await any_world.bot.storage.flush()
 
-    own = await world.slash("history", user=ALICE)
+    own = await any_world.slash("history", user=ALICE)
     assert own.ephemeral and "Your sentiment history" in own.text and "positive" in own.text
     assert "negative" not in own.text.split("history", 1)[1]
 
-    by_mod = await world.slash("history", {"member": ALICE}, user=MOD)
+    by_mod = await any_world.slash("history", {"member": ALICE}, user=MOD)
     assert by_mod.ephemeral and "alice's sentiment history" in by_mod.text
 
-    refused = await world.slash("history", {"member": ALICE}, user=BOB)
+    refused = await any_world.slash("history", {"member": ALICE}, user=BOB)
     assert refused.ephemeral and "Only members with Manage Messages" in refused.text
     assert "sentiment history" not in refused.text
 
-    channel = await world.slash("channel-history", {"channel": GENERAL}, user=MOD)
+    channel = await any_world.slash("channel-history", {"channel": GENERAL}, user=MOD)
     assert "2 predictions" in channel.text
-    refused_channel = await world.slash("channel-history", {"channel": GENERAL}, user=ALICE)
+    refused_channel = await any_world.slash("channel-history", {"channel": GENERAL}, user=ALICE)
     assert "Only members with Manage Messages" in refused_channel.text
 
 
-async def test_deleting_a_message_removes_its_row(world: World) -> None:
-    kept = await world.fake.send_message(GENERAL, ALICE, POSITIVE)
-    gone = await world.fake.send_message(GENERAL, ALICE, NEGATIVE)
-    await world.fake.wait_for(lambda: len(world.fake.reactions) == 2)
-    await world.settle()
-    await world.fake.delete_message(GENERAL, gone)
-    await world.settle()
-    assert [r.message_id for r in await world.rows()] == [kept]
-    await world.fake.bulk_delete(GENERAL, [kept])
-    await world.settle()
-    assert await world.rows() == []
+async def test_deleting_a_message_removes_its_row(any_world: World) -> None:
+    kept = await any_world.fake.send_message(GENERAL, ALICE, POSITIVE)
+    gone = await any_world.fake.send_message(GENERAL, ALICE, NEGATIVE)
+    await any_world.fake.wait_for(lambda: len(any_world.fake.reactions) == 2)
+    await any_world.settle()
+    await any_world.fake.delete_message(GENERAL, gone)
+    await any_world.settle()
+    assert [r.message_id for r in await any_world.rows()] == [kept]
+    await any_world.fake.bulk_delete(GENERAL, [kept])
+    await any_world.settle()
+    assert await any_world.rows() == []
 
 
-async def test_forget_me_erases_and_opts_out(world: World) -> None:
-    await world.slash("sentiment", {"text": POSITIVE}, user=ALICE)
-    await world.slash("sentiment", {"text": POSITIVE}, user=BOB)
-    reply = await world.slash("forget-me", user=ALICE)
+async def test_forget_me_erases_and_opts_out(any_world: World) -> None:
+    await any_world.slash("sentiment", {"text": POSITIVE}, user=ALICE)
+    await any_world.slash("sentiment", {"text": POSITIVE}, user=BOB)
+    reply = await any_world.slash("forget-me", user=ALICE)
     assert reply.ephemeral and "erased 1 prediction about you" in reply.text
-    assert {r.user_id for r in await world.rows()} == {BOB}
-    message_id = await world.fake.send_message(GENERAL, ALICE, POSITIVE)
-    await world.settle()
-    assert world.fake.active_reactions(message_id) == []
-    assert {r.user_id for r in await world.rows()} == {BOB}
-    await world.slash("opt-in", user=ALICE)
-    again = await world.fake.send_message(GENERAL, ALICE, POSITIVE)
-    await world.fake.wait_for(lambda: bool(world.fake.active_reactions(again)))
+    assert {r.user_id for r in await any_world.rows()} == {BOB}
+    message_id = await any_world.fake.send_message(GENERAL, ALICE, POSITIVE)
+    await any_world.settle()
+    assert any_world.fake.active_reactions(message_id) == []
+    assert {r.user_id for r in await any_world.rows()} == {BOB}
+    await any_world.slash("opt-in", user=ALICE)
+    again = await any_world.fake.send_message(GENERAL, ALICE, POSITIVE)
+    await any_world.fake.wait_for(lambda: bool(any_world.fake.active_reactions(again)))
 
 
-async def test_mood_chart_is_a_png_with_data(world: World) -> None:
+async def test_mood_chart_is_a_png_with_data(any_world: World) -> None:
     for text in (POSITIVE, POSITIVE, NEGATIVE):
-        await world.fake.send_message(GENERAL, ALICE, text)
-    await world.fake.wait_for(lambda: len(world.fake.reactions) == 3)
-    await world.settle()
-    reply = await world.slash("mood", {"days": 7})
+        await any_world.fake.send_message(GENERAL, ALICE, text)
+    await any_world.fake.wait_for(lambda: len(any_world.fake.reactions) == 3)
+    await any_world.settle()
+    reply = await any_world.slash("mood", {"days": 7})
     assert "positive" in reply.text and "2 (67%)" in reply.text and "3 predictions" in reply.text
     (png,) = reply.files
     assert png.filename == "mood.png" and png.data.startswith(PNG_MAGIC)
@@ -188,9 +191,10 @@ async def test_mood_chart_is_a_png_with_data(world: World) -> None:
 
 
 async def test_close_during_a_burst_keeps_every_prediction(
-    tmp_path: Path, classifier: SentimentClassifier
+    database: Path | Dsn, classifier: SentimentClassifier
 ) -> None:
-    """Graceful shutdown: whatever the bot predicted before closing is in SQLite afterwards."""
+    """Graceful shutdown: whatever the bot predicted before closing is in the database
+    afterwards (SQLite and PostgreSQL)."""
     from bot.storage import read_count
 
     async with FakeDiscord(bot_name="Sentiment Bot") as fake:
@@ -198,9 +202,7 @@ async def test_close_during_a_burst_keeps_every_prediction(
         guild.add_channel(GENERAL, "general")
         guild.add_member(OWNER, "owner")
         guild.add_member(ALICE, "alice")
-        settings = Settings(
-            token=Secret(fake.token or ""), database=tmp_path / "bot.db", dev_guild_id=GUILD
-        )
+        settings = Settings(token=Secret(fake.token or ""), database=database, dev_guild_id=GUILD)
         bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
         async with running_client(bot, fake):
             await bot.storage.set_auto_channel(GUILD, GENERAL, True)
@@ -558,12 +560,12 @@ async def test_sigterm_while_the_model_loads_stops_run_bot_without_error(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-async def test_history_and_mood_include_a_prediction_made_a_moment_ago(world: World) -> None:
+async def test_history_and_mood_include_a_prediction_made_a_moment_ago(any_world: World) -> None:
     """The writer batches inserts; a query right after /sentiment still sees its row."""
-    await world.slash("sentiment", {"text": NEGATIVE}, user=ALICE)
-    own = await world.slash("history", user=ALICE)
+    await any_world.slash("sentiment", {"text": NEGATIVE}, user=ALICE)
+    own = await any_world.slash("history", user=ALICE)
     assert "negative" in own.text and "1 prediction" in own.text
-    mood = await world.slash("mood", {"days": 1}, user=ALICE)
+    mood = await any_world.slash("mood", {"days": 1}, user=ALICE)
     assert "1 (100%)" in mood.text
 
 

@@ -33,6 +33,7 @@ from bot.storage import (
     read_correction_count,
     read_corrections,
 )
+from bot.storage.dsn import Dsn
 
 T0 = datetime(2024, 5, 8, 12, 30, tzinfo=UTC)
 GUILD, CHANNEL, MESSAGE, ASKER, AUTHOR, MOD = 1, 10, 500, 100, 200, 300
@@ -75,8 +76,8 @@ def prediction(**changes: Any) -> PredictionRecord:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def store(database: Path | Dsn) -> AsyncIterator[Storage]:
+    storage = await Storage.open(database)
     yield storage
     await storage.close()
 
@@ -177,8 +178,8 @@ async def test_the_retention_purge_removes_old_corrections(store: Storage) -> No
     assert ages == [(0, 3), (1, 3), (2, 3)]
 
 
-async def test_the_operator_reads_corrections_read_only(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
+async def test_the_operator_reads_corrections_read_only(database: Path | Dsn) -> None:
+    path = database
     store = await Storage.open(path)
     await store.add_correction(fix(text="first"))
     await store.add_correction(fix(prediction_id=2, guild_id=2, created_at=T0 + timedelta(1)))

@@ -12,11 +12,17 @@ import pytest
 
 from bot.cli import history_main
 from bot.storage import PredictionRecord, Storage
+from bot.storage.dsn import Dsn
+
+
+def as_argument(database: Path | Dsn) -> Path | str:
+    """What the operator types after --db: the file, or the address as given."""
+    return database.reveal() if isinstance(database, Dsn) else database
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> Path:
-    path = tmp_path / "bot.db"
+async def db(database: Path | Dsn) -> Path | str:
+    path = as_argument(database)
     storage = await Storage.open(path)
     now = datetime.now(UTC)
     rows = [
@@ -70,9 +76,9 @@ def test_missing_database_is_one_clear_line(
 
 
 @pytest.fixture
-async def three_way_db(tmp_path: Path) -> Path:
+async def three_way_db(database: Path | Dsn) -> Path | str:
     """A binary row, two three-way rows and a text in French the model did not read."""
-    path = tmp_path / "bot.db"
+    path = as_argument(database)
     storage = await Storage.open(path)
     now = datetime.now(UTC)
     common = {"guild_id": 1, "channel_id": 1000, "user_id": 10, "model_version": "abc123"}

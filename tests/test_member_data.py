@@ -25,6 +25,7 @@ from bot.storage import (
     read_export,
 )
 from bot.storage import departures as storage_departures
+from bot.storage.dsn import Dsn
 from bot.storage.export import EXPORT_FORMAT, export_steps
 
 T0 = datetime(2024, 5, 8, 12, 30, tzinfo=UTC)
@@ -56,8 +57,21 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(db_path)
+def database(engine: str, db_path: Path, request: pytest.FixtureRequest) -> Path | Dsn:
+    """SQLite: the file at ``db_path``; PostgreSQL: a fresh database (tests/engines.py)."""
+    if engine == "sqlite":
+        return db_path
+    dsn: Dsn = request.getfixturevalue("fresh_postgres")
+    return dsn
+
+
+# A test that reads the SQLite file itself: not run on PostgreSQL.
+SQLITE_ONLY = pytest.mark.engines("sqlite")
+
+
+@pytest.fixture
+async def store(database: Path | Dsn) -> AsyncIterator[Storage]:
+    storage = await Storage.open(database)
     yield storage
     await storage.close()
 
@@ -260,6 +274,7 @@ async def test_export_pages_through_a_long_history_in_order(store: Storage) -> N
     assert keys == sorted(keys) and len(set(keys)) == 1234  # each row once, in time order
 
 
+@SQLITE_ONLY
 async def test_operator_export_reads_the_same_document_without_writing(
     store: Storage, db_path: Path
 ) -> None:
@@ -308,6 +323,7 @@ async def test_departure_is_recorded_once_and_cancelled_by_a_rejoin(store: Stora
     assert await store.cancel_guild_departure(GUILD) is False  # nothing was pending
 
 
+@SQLITE_ONLY
 async def test_purge_after_grace_deletes_the_guild_and_nothing_else(
     store: Storage, db_path: Path
 ) -> None:
@@ -361,6 +377,7 @@ async def test_rejoin_within_grace_keeps_everything(store: Storage) -> None:
     assert (await store.guild_settings(GUILD)).positive_emoji == "🎉"
 
 
+@SQLITE_ONLY
 async def test_rejoin_while_a_purge_runs_stops_it(store: Storage) -> None:
     await two_guilds(store)
     await store.record_guild_departure(GUILD, at=T0)

@@ -42,8 +42,11 @@ from bot.storage import queries as storage_queries
 from bot.storage import readonly as storage_readonly
 from bot.storage import schema as storage_schema
 from bot.storage import writer as storage_writer
+from bot.storage.dsn import Dsn
 
 T0 = datetime(2024, 5, 8, 12, 30, tzinfo=UTC)  # a Wednesday
+# A test of SQLite's own mechanics (its connections, PRAGMAs, the file): not run on PostgreSQL.
+SQLITE_ONLY = pytest.mark.engines("sqlite")
 LOGGER = "bot.storage"
 
 
@@ -71,8 +74,17 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(db_path)
+def database(engine: str, db_path: Path, request: pytest.FixtureRequest) -> Path | Dsn:
+    """SQLite: the file at ``db_path``; PostgreSQL: a fresh database (tests/engines.py)."""
+    if engine == "sqlite":
+        return db_path
+    dsn: Dsn = request.getfixturevalue("fresh_postgres")
+    return dsn
+
+
+@pytest.fixture
+async def store(database: Path | Dsn) -> AsyncIterator[Storage]:
+    storage = await Storage.open(database)
     yield storage
     await storage.close()
 
@@ -586,6 +598,7 @@ async def test_three_way_probabilities_and_unread_reasons_round_trip(store: Stor
     assert bucket[1] == {"positive": 2, "negative": 1, "neutral": 1, "unread": 4}
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_the_database_refuses_inconsistent_three_way_rows(store: Storage) -> None:
     """The CHECK constraints hold even for a writer that skips PredictionRecord's checks."""
     good = storage_writer._record_params(rec(p_negative=0.5, p_neutral=0.25))
@@ -728,6 +741,7 @@ async def test_times_round_trip_to_the_microsecond_in_utc(store: Storage) -> Non
 # --- the writer ------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_writer_writes_submitted_records_in_batches(
     store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -765,8 +779,8 @@ async def test_full_batch_is_written_before_the_interval(store: Storage) -> None
 
 
 @pytest.mark.parametrize("with_writer", [True, False])
-async def test_close_writes_everything_queued(db_path: Path, with_writer: bool) -> None:
-    storage = await Storage.open(db_path)
+async def test_close_writes_everything_queued(database: Path | Dsn, with_writer: bool) -> None:
+    storage = await Storage.open(database)
     if with_writer:
         storage.start_writer(flush_interval=3600)
     for i in range(30):
@@ -775,7 +789,7 @@ async def test_close_writes_everything_queued(db_path: Path, with_writer: bool) 
     await storage.close()  # harmless
     with pytest.raises(StorageError, match="closed"):
         storage.submit(rec())
-    assert read_count(db_path, HistoryFilter(guild_id=1)) == 30
+    assert read_count(database, HistoryFilter(guild_id=1)) == 30
 
 
 async def test_flush_without_a_writer_writes_the_queue(store: Storage) -> None:
@@ -835,6 +849,7 @@ async def test_locked_database_is_retried_and_logged_once(
     assert any("works again" in r.getMessage() for r in storage_records(caplog, logging.INFO))
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_each_failure_streak_logs_one_warning(
     store: Storage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -997,6 +1012,7 @@ async def test_mood_over_time_buckets_in_utc(store: Storage) -> None:
         await store.mood_over_time(flt, bucket="month")  # type: ignore[arg-type]
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_history_queries_use_an_index(store: Storage) -> None:
     filters = [
         HistoryFilter(guild_id=1),
@@ -1068,8 +1084,10 @@ async def test_delete_messages_removes_stored_and_queued_rows(store: Storage) ->
     assert await store.delete_messages([]) == 0
 
 
-async def test_forget_user_deletes_everywhere_and_opts_out_across_restarts(db_path: Path) -> None:
-    storage = await Storage.open(db_path)
+async def test_forget_user_deletes_everywhere_and_opts_out_across_restarts(
+    database: Path | Dsn,
+) -> None:
+    storage = await Storage.open(database)
     await storage.add(rec(user_id=5, guild_id=1))
     await storage.add(rec(user_id=5, guild_id=2))
     await storage.add(rec(user_id=5, guild_id=None))
@@ -1084,9 +1102,9 @@ async def test_forget_user_deletes_everywhere_and_opts_out_across_restarts(db_pa
     assert not storage.opted_out(6)
     await storage.close()
 
-    assert read_count(db_path, HistoryFilter(guild_id=ANY_GUILD, user_id=5)) == 0
-    assert read_count(db_path, HistoryFilter(guild_id=ANY_GUILD)) == 1
-    storage = await Storage.open(db_path)
+    assert read_count(database, HistoryFilter(guild_id=ANY_GUILD, user_id=5)) == 0
+    assert read_count(database, HistoryFilter(guild_id=ANY_GUILD)) == 1
+    storage = await Storage.open(database)
     try:
         assert storage.opted_out(5)
         assert not storage.submit(rec(user_id=5))
@@ -1095,14 +1113,14 @@ async def test_forget_user_deletes_everywhere_and_opts_out_across_restarts(db_pa
         await storage.flush()
     finally:
         await storage.close()
-    storage = await Storage.open(db_path)
+    storage = await Storage.open(database)
     try:
         assert not await storage.is_opted_out(5)
         assert await storage.count(HistoryFilter(guild_id=ANY_GUILD, user_id=5)) == 1
         await storage.set_opt_out(6, True)
     finally:
         await storage.close()
-    storage = await Storage.open(db_path)
+    storage = await Storage.open(database)
     try:
         assert storage.opted_out(6)
         assert await storage.count(HistoryFilter(guild_id=ANY_GUILD, user_id=6)) == 1  # kept
@@ -1140,8 +1158,8 @@ async def test_purge_uses_each_guilds_retention_or_the_default(store: Storage) -
 # --- settings --------------------------------------------------------------------------------
 
 
-async def test_guild_settings_defaults_updates_and_persistence(db_path: Path) -> None:
-    storage = await Storage.open(db_path)
+async def test_guild_settings_defaults_updates_and_persistence(database: Path | Dsn) -> None:
+    storage = await Storage.open(database)
     try:
         assert await storage.guild_settings(1) == GuildSettings(guild_id=1)
         defaults = await storage.guild_settings(1)
@@ -1169,7 +1187,7 @@ async def test_guild_settings_defaults_updates_and_persistence(db_path: Path) ->
     finally:
         await storage.close()
 
-    storage = await Storage.open(db_path)
+    storage = await Storage.open(database)
     try:
         settings = await storage.guild_settings(1)
         assert settings == GuildSettings(1, "🎉", "👎", (0.4, 0.6), True, 90, frozenset({11}))
@@ -1201,6 +1219,7 @@ async def test_bad_settings_are_refused_and_change_nothing(
     assert await store.guild_settings(1) == before
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_settings_are_served_from_memory(
     store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1219,6 +1238,7 @@ async def test_settings_are_served_from_memory(
 # --- text ------------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_sql_looking_text_is_stored_verbatim(store: Storage) -> None:
     texts = [
         "'); DROP TABLE predictions; --",
@@ -1316,6 +1336,7 @@ def test_read_only_helpers_cannot_write(db_path: Path) -> None:
 # --- durability, corruption, file identity, bounded backlog (issue 11) --------------------------
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_save_returns_once_the_row_is_committed_and_batches_concurrent_saves(
     store: Storage, db_path: Path
 ) -> None:
@@ -1327,11 +1348,13 @@ async def test_save_returns_once_the_row_is_committed_and_batches_concurrent_sav
     assert store.writer_stats.batches < 50  # group commit: saves share transactions
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_synchronous_is_full(store: Storage) -> None:
     ((level,),) = await store._backend.db.execute_fetchall("PRAGMA synchronous")
     assert level == 2  # FULL
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_corruption_on_insert_is_not_retried_and_refuses_at_once(
     store: Storage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1355,6 +1378,7 @@ async def test_corruption_on_insert_is_not_retried_and_refuses_at_once(
     assert store.writer_stats.unavailable is not None and not store.writer_stats.running
 
 
+@SQLITE_ONLY  # its PostgreSQL counterpart: tests/test_postgres.py
 async def test_deleted_file_is_noticed_before_the_commit(
     store: Storage, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

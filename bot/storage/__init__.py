@@ -1,5 +1,6 @@
 """The bot's storage: the prediction log, per-guild settings and privacy, in one database
-(SQLite today). It knows nothing of Discord objects: it takes plain ids and values.
+(a SQLite file by default, or PostgreSQL for several processes). It knows nothing of Discord
+objects: it takes plain ids and values.
 
 Where each job lives:
 
@@ -27,6 +28,11 @@ Where each job lives:
 * ``sqlite.py``: that interface for SQLite: safe file handling, two connections, durability
   (WAL, ``synchronous=FULL``), corruption and replaced-file detection.
 * ``schema.py``: the schema and its migrations (``PRAGMA user_version``).
+* ``postgres.py``: the interface for PostgreSQL (asyncpg, a pool): the shared SQL rewritten,
+  batches as one statement, savepoints, what its errors mean; the operator's read-only path.
+* ``pg_schema.py``: the same migrations in PostgreSQL's DDL, run once under an advisory lock.
+* ``dsn.py``: where the database is: a file path, or a PostgreSQL address shown with its
+  password masked.
 * ``errors.py``: :class:`StorageError` and :class:`StorageUnavailableError`.
 
 Everything a caller needs is imported from ``bot.storage`` itself.

@@ -67,6 +67,13 @@ class AlertStore:
                     self._configs = await self._read_all()
         return MappingProxyType(self._configs)
 
+    async def refresh(self) -> None:
+        """Read every guild's configuration again, if it was loaded (another process sharing
+        the database may have changed it)."""
+        if self._configs is not None:
+            async with self._lock:
+                self._configs = await self._read_all()
+
     def watched(self, guild_id: int, channel_id: int) -> bool:
         """Whether the channel is watched (from memory; False until :meth:`load`)."""
         config = (self._configs or {}).get(guild_id)
@@ -85,16 +92,16 @@ class AlertStore:
 
     async def _read_all(self, guild_id: int | None = None) -> dict[int, AlertConfig]:
         # guild_id None: every guild.
-        params = [guild_id, guild_id]
+        params = [guild_id]
         settings = await self._backend.execute_fetchall(
             "SELECT guild_id, alert_channel_id, hourly_cap FROM alert_settings"
-            " WHERE ? IS NULL OR guild_id = ?",
+            " WHERE guild_id = COALESCE(?, guild_id)",
             params,
         )
         watches = await self._backend.execute_fetchall(
             "SELECT guild_id, channel_id, threshold, resolve_below, window_minutes, min_messages,"
             " cooldown_minutes, alerting, last_alert_at, alert_message_id FROM alert_watches"
-            " WHERE ? IS NULL OR guild_id = ?",
+            " WHERE guild_id = COALESCE(?, guild_id)",
             params,
         )
         found: dict[int, tuple[int | None, int, dict[int, Watch]]] = {

@@ -1,9 +1,9 @@
 """The seam between storage and a database engine: what the writer, the queries, the guild
 settings and privacy need from one, and nothing else.
 
-:class:`bot.storage.sqlite.SqliteBackend` is the one implementation today; a server database
-(PostgreSQL through asyncpg) is meant to be a second implementation of this interface, under
-the same :class:`bot.storage.Storage`, not a fork of it.
+:class:`bot.storage.sqlite.SqliteBackend` (a file) and
+:class:`bot.storage.postgres.PostgresBackend` (a server, through asyncpg) implement it, under the
+same :class:`bot.storage.Storage`.
 
 SQL crosses the seam as text written once, by the modules that own it (``queries``,
 ``writer``, ``settings``, ``privacy``), in one dialect: values only ever travel as qmark
@@ -11,9 +11,12 @@ parameters (``?``), never spliced into the text, and the statements use the SQL 
 PostgreSQL share (``ON CONFLICT DO NOTHING``, ``EXISTS``, ``CASE``). A backend whose driver
 takes another placeholder style (asyncpg: ``$1``) rewrites the placeholders itself, in its
 :class:`Transaction` and :meth:`Backend.execute_fetchall`; so do the two SQLite spellings the
-queries use, ``guild_id IS ?`` (null-safe equality: ``IS NOT DISTINCT FROM``) and
-``CAST(x AS INTEGER)`` truncating a positive number. The schema and its migrations, how a
-database is opened and recognised, and which of its errors mean what, belong to the backend.
+queries use, ``guild_id IS ?`` (null-safe equality: PostgreSQL's ``IS NOT DISTINCT FROM``,
+which the PostgreSQL backend writes as ``= $n`` or ``IS NULL`` by the value, so that an index
+serves it) and ``CAST(x AS INTEGER)`` truncating a positive number. The schema and its
+migrations, how a database is opened and recognised, and which of its errors mean what, belong
+to the backend.
+:class:`bot.storage.postgres.PostgresBackend` is the second implementation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
+
+from bot.storage.dsn import Dsn
 
 __all__ = ["Backend", "Transaction"]
 
@@ -54,8 +59,9 @@ class Backend(Protocol):
     """A database opened, migrated and checked; from the backend's own ``open``."""
 
     @property
-    def path(self) -> Path:
-        """The database, as every message and the operator's statistics name it."""
+    def path(self) -> Path | Dsn:
+        """The database, as every message and the operator's statistics name it (a Dsn shows
+        its password masked)."""
         ...
 
     @property
@@ -107,7 +113,7 @@ class Backend(Protocol):
         storage was opening, or None to let ``exc`` propagate as it is."""
         ...
 
-    def size_bytes(self) -> int:
+    async def size_bytes(self) -> int:
         """How much disk the database takes."""
         ...
 

@@ -139,7 +139,7 @@ SECTIONS: Final[tuple[Section, ...]] = (
         sql=(
             "SELECT created_at, id, guild_id, channel_id, message_id, source, label, in_band,"
             " p_positive, p_negative, p_neutral, unread, model_version, text,"
-            " COALESCE(author_id = user_id, 0), private"
+            " CASE WHEN author_id = user_id THEN 1 ELSE 0 END, private"
             " FROM predictions WHERE guild_id IS ? AND user_id = ?"
             " AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?"
         ),
@@ -169,7 +169,7 @@ SECTIONS: Final[tuple[Section, ...]] = (
         "sentiment\"): the mood you said was meant (another member's words without their text).",
         sql=(
             "SELECT id, created_at, channel_id, message_id, source, mood, model_mood,"
-            " model_version, text, COALESCE(author_id = user_id, 0) FROM corrections"
+            " model_version, text, CASE WHEN author_id = user_id THEN 1 ELSE 0 END FROM corrections"
             " WHERE guild_id IS ? AND user_id = ? AND id > ? ORDER BY id LIMIT ?"
         ),
         params=lambda guild_id, user_id: [guild_id, user_id],

@@ -5,6 +5,9 @@ Discord object; each method says what it does, the modules beside it say how.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +33,7 @@ from bot.storage.departures import (
     reconcile,
     record_departure,
 )
+from bot.storage.dsn import Dsn, database_location
 from bot.storage.export import ExportSummary, export_steps
 from bot.storage.privacy import Privacy, load_opt_outs
 from bot.storage.queries import (
@@ -64,35 +68,67 @@ from bot.storage.writer import MAX_PENDING, Writer, WriterStats
 
 __all__ = ["Storage"]
 
+log = logging.getLogger("bot.storage")
+
 
 class Storage:
     """The prediction log and settings of one bot; create with :meth:`open`."""
 
-    def __init__(self, backend: Backend, opted_out: set[int]) -> None:
+    def __init__(
+        self, backend: Backend, opted_out: set[int], *, refresh_s: float | None = None
+    ) -> None:
         """Private: use :meth:`Storage.open`."""
         self._backend = backend
-        self.path: Path = backend.path
+        self.path: Path | Dsn = backend.path
         self._privacy = Privacy(backend, opted_out, flush=self.flush)
         self._writer = Writer(backend, accepts=self._privacy.accepts)
-        self._settings = GuildSettingsCache(backend)
+        self._settings = GuildSettingsCache(backend, ttl=refresh_s)
         self._alerts = AlertStore(backend)
+        self._refresh_s = refresh_s
+        self._refresher: asyncio.Task[None] | None = None
 
     # -- opening and closing -----------------------------------------------------------------
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, busy_timeout: float = 5.0, quick_check_s: float = QUICK_CHECK_S
+        cls,
+        path: str | Path | Dsn,
+        *,
+        busy_timeout: float = 5.0,
+        quick_check_s: float = QUICK_CHECK_S,
+        pool_size: int | None = None,
+        settings_refresh_s: float | None = None,
     ) -> Storage:
-        """Open (creating or migrating) the SQLite database at ``path``.
+        """Open (creating or migrating) the database: the SQLite file at ``path``, or the
+        PostgreSQL database a ``postgresql://`` address names (a pool of at most
+        ``pool_size`` connections).
 
         Raises StorageError for a file that is not a Sentiment Bot database, one written by a
         newer version, one that cannot be created or read, or one that ``PRAGMA quick_check``
         finds damaged (stopped after ``quick_check_s`` seconds on a huge file: a WARNING);
-        such a file is left unchanged.
+        such a file is left unchanged. For PostgreSQL: a server that cannot be reached,
+        refused credentials, a database of another program or a newer version (one line each,
+        the password masked). ValueError for a malformed address.
+
+        ``settings_refresh_s``: for several processes sharing one database, how old a guild's
+        cached settings may get before they are read again, and how often the opt-outs and
+        alert settings are re-read (by the task :meth:`start_writer` starts); None: cached
+        until changed through this Storage.
         """
-        backend: Backend = await SqliteBackend.open(
-            path, busy_timeout=busy_timeout, quick_check_s=quick_check_s
-        )
+        where = database_location(path)
+        backend: Backend
+        if isinstance(where, Dsn):
+            from bot.storage.postgres import POOL_SIZE, PostgresBackend
+
+            backend = await PostgresBackend.open(
+                where, busy_timeout=busy_timeout, pool_size=pool_size or POOL_SIZE
+            )
+        else:
+            backend = await SqliteBackend.open(
+                where, busy_timeout=busy_timeout, quick_check_s=quick_check_s
+            )
+        if settings_refresh_s is not None and settings_refresh_s <= 0:
+            settings_refresh_s = None
         try:
             opted_out = await load_opt_outs(backend)
         except BaseException as exc:
@@ -101,7 +137,7 @@ class Storage:
             if error is None:
                 raise
             raise error from exc
-        return cls(backend, opted_out)
+        return cls(backend, opted_out, refresh_s=settings_refresh_s)
 
     async def close(self, *, timeout: float | None = 30.0) -> None:
         """Write everything queued (waiting at most ``timeout`` seconds), then close.
@@ -111,6 +147,10 @@ class Storage:
         """
         if self._backend.closed:
             return
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         try:
             await self._writer.close(timeout)
         finally:
@@ -143,6 +183,27 @@ class Storage:
             retry_max=retry_max,
             max_pending=max_pending,
         )
+        if self._refresh_s is not None and self._refresher is None:
+            self._refresher = asyncio.get_running_loop().create_task(
+                self._refresh(self._refresh_s), name="sentiment-storage-refresh"
+            )
+
+    async def _refresh(self, every: float) -> None:
+        """Re-read what other processes sharing the database may change: opt-outs (so that a
+        /forget-me made through another process stops this one storing within ``every``
+        seconds) and mood-alert settings. Guild settings expire on their own (their TTL)."""
+        failing = False
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._privacy.refresh()
+                await self._alerts.refresh()
+            except self._backend.errors as exc:
+                if not failing:
+                    log.warning("Cannot re-read opt-outs and alert settings (%s); retrying", exc)
+                failing = True
+            else:
+                failing = False
 
     def submit(self, record: PredictionRecord) -> bool:
         """Queue ``record`` for the writer; never blocks; constant time.
@@ -246,7 +307,7 @@ class Storage:
         by_source = await self._fetchall((STATS_QUERIES[0], []))
         span = await self._fetchall((STATS_QUERIES[1], []))
         return stats_result(
-            self.path, SCHEMA_VERSION, by_source, span[0], self._backend.size_bytes()
+            self.path, SCHEMA_VERSION, by_source, span[0], await self._backend.size_bytes()
         )
 
     # -- corrections -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ only) so a late classification of a deleted message is not stored.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -55,6 +56,13 @@ _PURGES: Final = (
 )
 
 
+# Rows written after a user's opt-out by a process that did not know of it yet.
+_SINCE_OPT_OUT: Final = (
+    "DELETE FROM predictions WHERE (user_id = ? OR author_id = ?) AND created_at >= ?",
+    "DELETE FROM corrections WHERE (user_id = ? OR author_id = ?) AND created_at >= ?",
+)
+
+
 def _placeholders(n: int) -> str:
     return ", ".join("?" * n)
 
@@ -82,6 +90,8 @@ class Privacy:
         self._opted_out = opted_out
         self._tombstones: OrderedDict[int, None] = OrderedDict()
         self._flush = flush
+        # Held while an opt-out is being stored, so that a refresh cannot undo it meanwhile.
+        self._changing = asyncio.Lock()
 
     def accepts(self, record: PredictionRecord) -> bool:
         """False for a record that must not be stored: its requester or its author opted out,
@@ -100,6 +110,27 @@ class Privacy:
     def opted_out(self, user_id: int) -> bool:
         """Whether the user opted out (from memory: no disk access)."""
         return user_id in self._opted_out
+
+    async def refresh(self) -> None:
+        """Read the opt-outs again: another process sharing the database may have changed
+        them. The set becomes what is stored. For a user who opted out elsewhere since the last
+        read, the rows this process wrote after their opt-out (``since``, before it knew) are
+        deleted, so nothing of theirs stored after it survives."""
+        async with self._changing:
+            rows = await self._backend.execute_fetchall("SELECT user_id, since FROM opt_outs")
+            stored = {int(user_id): float(since) for user_id, since in rows}
+            new = [(user, since) for user, since in stored.items() if user not in self._opted_out]
+            self._opted_out.intersection_update(stored)
+            self._opted_out.update(stored)
+            if not new:
+                return
+            # Records already past the writer's check land first (queued ones are refused
+            # from now on), so that the deletion below comes after them.
+            await self._flush()
+            async with self._backend.transaction() as tx:
+                for user_id, since in new:
+                    for sql in _SINCE_OPT_OUT:
+                        await tx.execute(sql, [user_id, user_id, since])
 
     def _add_tombstones(self, message_ids: Iterable[int]) -> None:
         for message_id in message_ids:
@@ -137,6 +168,10 @@ class Privacy:
         rows deleted."""
         check_id("user_id", user_id, nullable=False)
         await self._flush()  # land what is queued, so the count covers it
+        async with self._changing:
+            return await self._forget(user_id)
+
+    async def _forget(self, user_id: int) -> int:
         was_out = user_id in self._opted_out
         self._opted_out.add(user_id)  # refuse queued and new records from now on
         try:
@@ -163,6 +198,10 @@ class Privacy:
     async def set_opt_out(self, user_id: int, opted_out: bool) -> None:
         """Opt the user out of (or back into) prediction logging; persisted."""
         check_id("user_id", user_id, nullable=False)
+        async with self._changing:
+            await self._set_opt_out(user_id, opted_out)
+
+    async def _set_opt_out(self, user_id: int, opted_out: bool) -> None:
         if opted_out:
             self._opted_out.add(user_id)
             async with self._backend.transaction() as tx:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
+from bot.storage.dsn import Dsn
 from bot.storage.records import (
     ANY_GUILD,
     COUNT_KEYS,
@@ -248,7 +249,7 @@ def mood_over_time_result(
 
 
 def stats_result(
-    path: Path,
+    path: Path | Dsn,
     version: int,
     by_source: Iterable[Sequence[Any]],
     span: Sequence[Any],

@@ -2,6 +2,9 @@
 ``file:...?mode=ro`` connection, so it can never write, running the very same queries as
 :class:`bot.storage.Storage` (:mod:`bot.storage.queries`). A file that is missing, empty, not
 ours or from a newer version is refused with a StorageError naming the file and the fix.
+Given a PostgreSQL address (:class:`bot.storage.dsn.Dsn`), the same functions read through
+one asyncpg connection whose transactions are read-only (``default_transaction_read_only``),
+run on an event loop of its own thread (so they stay synchronous, callable from anywhere).
 
 Also the note of which program created a database (:func:`write_origin`): the sandbox marks
 its own files so that only those are ever deleted; the bot never reads it.
@@ -9,16 +12,19 @@ its own files so that only those are ever deleted; the bot never reads it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 from bot.storage import corrections as fixes
 from bot.storage.corrections import CorrectionFilter, StoredCorrection
+from bot.storage.dsn import Dsn, database_location
 from bot.storage.errors import StorageError
 from bot.storage.export import ExportSummary, export_steps
 from bot.storage.queries import (
@@ -51,6 +57,111 @@ __all__ = [
 ]
 
 
+T = TypeVar("T")
+
+
+class _Reader(Protocol):
+    """A read-only connection to a Sentiment Bot database, either engine."""
+
+    @property
+    def location(self) -> Path | Dsn: ...
+
+    @property
+    def version(self) -> int: ...
+
+    def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[Any]: ...
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """One read transaction: every query inside sees the same data."""
+        ...
+
+    def size_bytes(self) -> int: ...
+
+
+class _SqliteReader:
+    def __init__(self, conn: sqlite3.Connection, location: Path, version: int) -> None:
+        self.conn, self.location, self.version = conn, location, version
+
+    def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        return self.conn.execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.rollback()
+
+    def size_bytes(self) -> int:
+        return file_size(self.location)
+
+
+class _PostgresReader:
+    """asyncpg on an event loop of its own thread, driven synchronously."""
+
+    def __init__(self, dsn: Dsn) -> None:
+        from bot.storage import postgres
+
+        self._pg = postgres
+        self.location = dsn
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._session = postgres.read_only(dsn)
+        try:
+            self.conn, self.version = self._run(self._session.__aenter__())
+        except BaseException:
+            self._stop()
+            raise
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        try:
+            return self._run(self._pg.fetch(self.conn, sql, params))
+        except self._pg.ERRORS as exc:
+            raise self._pg.connect_error(self.location, exc) from None
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self._run(self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        try:
+            yield
+        finally:
+            self._run(self.conn.execute("ROLLBACK"))
+
+    def size_bytes(self) -> int:
+        return int(self.fetchall("SELECT pg_database_size(current_database())")[0][0])
+
+    def close(self) -> None:
+        try:
+            self._run(self._session.__aexit__(None, None, None))
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+@contextlib.contextmanager
+def _open_reader(path: str | Path | Dsn) -> Iterator[_Reader]:
+    """A read-only connection to a Sentiment Bot database (a file, or a PostgreSQL address)."""
+    where = database_location(path)
+    if isinstance(where, Dsn):
+        reader = _PostgresReader(where)
+        try:
+            yield reader
+        finally:
+            reader.close()
+        return
+    with _open_readonly(where) as (conn, resolved, version):
+        yield _SqliteReader(conn, resolved, version)
+
+
 @contextlib.contextmanager
 def _open_readonly(path: str | Path) -> Iterator[tuple[sqlite3.Connection, Path, int]]:
     """A read-only plain sqlite3 connection to a Sentiment Bot database, its path and version."""
@@ -76,14 +187,14 @@ def _open_readonly(path: str | Path) -> Iterator[tuple[sqlite3.Connection, Path,
         conn.close()
 
 
-def _read(path: str | Path, query: Query, parse: Callable[[list[Any]], Any]) -> Any:
-    with _open_readonly(path) as (conn, _, _):
+def _read(path: str | Path | Dsn, query: Query, parse: Callable[[list[Any]], Any]) -> Any:
+    with _open_reader(path) as reader:
         sql, params = query
-        return parse(conn.execute(sql, params).fetchall())
+        return parse(reader.fetchall(sql, params))
 
 
 def read_history(
-    path: str | Path, flt: HistoryFilter, *, limit: int = 10, offset: int = 0
+    path: str | Path | Dsn, flt: HistoryFilter, *, limit: int = 10, offset: int = 0
 ) -> list[StoredPrediction]:
     """Like :meth:`Storage.history`, from a read-only connection."""
     rows: list[StoredPrediction] = _read(
@@ -92,20 +203,20 @@ def read_history(
     return rows
 
 
-def read_count(path: str | Path, flt: HistoryFilter) -> int:
+def read_count(path: str | Path | Dsn, flt: HistoryFilter) -> int:
     """Like :meth:`Storage.count`, from a read-only connection."""
     n: int = _read(path, count_query(flt), lambda rows: int(rows[0][0]))
     return n
 
 
-def read_mood_counts(path: str | Path, flt: HistoryFilter) -> dict[str, int]:
+def read_mood_counts(path: str | Path | Dsn, flt: HistoryFilter) -> dict[str, int]:
     """Like :meth:`Storage.mood_counts`, from a read-only connection."""
     counts: dict[str, int] = _read(path, mood_counts_query(flt), mood_counts_result)
     return counts
 
 
 def read_mood_over_time(
-    path: str | Path, flt: HistoryFilter, *, bucket: Bucket = "day"
+    path: str | Path | Dsn, flt: HistoryFilter, *, bucket: Bucket = "day"
 ) -> list[tuple[datetime, dict[str, int]]]:
     """Like :meth:`Storage.mood_over_time`, from a read-only connection."""
     series: list[tuple[datetime, dict[str, int]]] = _read(
@@ -116,7 +227,9 @@ def read_mood_over_time(
     return series
 
 
-def _read_corrections(path: str | Path, query: Query, parse: Callable[[list[Any]], Any]) -> Any:
+def _read_corrections(
+    path: str | Path | Dsn, query: Query, parse: Callable[[list[Any]], Any]
+) -> Any:
     """:func:`_read` on the corrections table, which a database of an older version lacks."""
     try:
         return _read(path, query, parse)
@@ -130,7 +243,7 @@ def _read_corrections(path: str | Path, query: Query, parse: Callable[[list[Any]
 
 
 def read_corrections(
-    path: str | Path, flt: CorrectionFilter, *, limit: int = 10, offset: int = 0
+    path: str | Path | Dsn, flt: CorrectionFilter, *, limit: int = 10, offset: int = 0
 ) -> list[StoredCorrection]:
     """Like :meth:`Storage.corrections`, from a read-only connection."""
     rows: list[StoredCorrection] = _read_corrections(
@@ -141,22 +254,22 @@ def read_corrections(
     return rows
 
 
-def read_correction_count(path: str | Path, flt: CorrectionFilter) -> int:
+def read_correction_count(path: str | Path | Dsn, flt: CorrectionFilter) -> int:
     """Like :meth:`Storage.count_corrections`, from a read-only connection."""
     n: int = _read_corrections(path, fixes.count_query(flt), lambda rows: int(rows[0][0]))
     return n
 
 
-def read_stats(path: str | Path) -> DatabaseStats:
+def read_stats(path: str | Path | Dsn) -> DatabaseStats:
     """Like :meth:`Storage.stats`, from a read-only connection."""
-    with _open_readonly(path) as (conn, resolved, version):
-        by_source = conn.execute(STATS_QUERIES[0]).fetchall()
-        span = conn.execute(STATS_QUERIES[1]).fetchone()
-        return stats_result(resolved, version, by_source, span, file_size(resolved))
+    with _open_reader(path) as reader:
+        by_source = reader.fetchall(STATS_QUERIES[0])
+        span = reader.fetchall(STATS_QUERIES[1])[0]
+        return stats_result(reader.location, reader.version, by_source, span, reader.size_bytes())
 
 
 def read_export(
-    path: str | Path,
+    path: str | Path | Dsn,
     guild_id: int | None,
     user_id: int,
     write: Callable[[str], object],
@@ -166,8 +279,7 @@ def read_export(
     """Like :meth:`Storage.export_member`, from a read-only connection, in one read
     transaction (a consistent snapshot, however long it takes)."""
     steps = export_steps(guild_id, user_id, now=datetime.now(UTC) if now is None else now)
-    with _open_readonly(path) as (conn, _, _):
-        conn.execute("BEGIN")
+    with _open_reader(path) as reader, reader.snapshot():
         try:
             item = next(steps)
             while True:
@@ -176,12 +288,10 @@ def read_export(
                     item = steps.send(None)
                 else:
                     sql, params = item
-                    item = steps.send(conn.execute(sql, params).fetchall())
+                    item = steps.send(reader.fetchall(sql, params))
         except StopIteration as stop:
             summary: ExportSummary = stop.value
             return summary
-        finally:
-            conn.rollback()
 
 
 # --------------------------------------------------------------------------------------------

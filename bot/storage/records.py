@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
+from bot.storage.dsn import Dsn
 from model.serving.moods import Mood, mood_of
 
 __all__ = [
@@ -317,12 +318,12 @@ class HistoryFilter:
 
 @dataclass(frozen=True)
 class DatabaseStats:
-    """What the operator CLI shows about a database file."""
+    """What the operator CLI shows about a database (a file, or a PostgreSQL database)."""
 
-    path: Path
+    path: Path | Dsn  # a Dsn shows its password masked
     schema_version: int
     rows: int
     rows_by_source: dict[str, int]
     oldest: datetime | None
     newest: datetime | None
-    size_bytes: int  # database file plus its write-ahead log
+    size_bytes: int  # database file plus its write-ahead log; PostgreSQL: the database

@@ -2,12 +2,18 @@
 the channels with automatic reactions), cached in memory after the first read and reloaded
 after each change, so the message hot path never reads the disk. Bad values raise ValueError
 and change nothing.
+
+With a ``ttl`` (several processes sharing one database), a guild's cached settings older than
+``ttl`` seconds are read again on their next use, so a change made through another process is
+seen within ``ttl`` seconds; if that read fails, the cached settings are served meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import time
 from typing import Final, Literal
 
 from bot.storage.backend import Backend
@@ -20,6 +26,8 @@ from bot.storage.records import (
 )
 
 __all__ = ["MAX_EMOJI_LENGTH", "MAX_RETENTION_DAYS", "GuildSettingsCache", "check_retention"]
+
+log = logging.getLogger("bot.storage")
 
 MAX_RETENTION_DAYS: Final = 36_500
 MAX_EMOJI_LENGTH: Final = 100
@@ -60,10 +68,12 @@ def check_retention(name: str, days: object) -> int:
 class GuildSettingsCache:
     """Every guild's settings, read through a cache; made by Storage."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, ttl: float | None = None) -> None:
         self._backend = backend
+        self._ttl = ttl  # None: cached until changed through this cache
         self._lock = asyncio.Lock()  # cache fills and settings changes
         self._cache: dict[int, GuildSettings] = {}
+        self._loaded_at: dict[int, float] = {}  # guild -> when read (monotonic), with a ttl
 
     def clear(self) -> None:
         """Forget what is cached: the next read of each guild goes to the database."""
@@ -73,17 +83,35 @@ class GuildSettingsCache:
         """Forget one guild's cached settings (they were deleted)."""
         self._cache.pop(guild_id, None)
 
+    def _fresh(self, guild_id: int) -> bool:
+        return self._ttl is None or (
+            time.monotonic() - self._loaded_at.get(guild_id, -math.inf) < self._ttl
+        )
+
     async def get(self, guild_id: int) -> GuildSettings:
-        """The guild's settings (defaults if none stored); served from memory after first use."""
+        """The guild's settings (defaults if none stored); served from memory after first use
+        (and, with a ttl, read again once older than it)."""
         cached = self._cache.get(guild_id)
-        if cached is not None:
+        if cached is not None and self._fresh(guild_id):
             return cached
         check_id("guild_id", guild_id, nullable=False)
         async with self._lock:
             cached = self._cache.get(guild_id)
-            if cached is None:
-                cached = self._cache[guild_id] = await self._load(guild_id)
+            if cached is None or not self._fresh(guild_id):
+                try:
+                    cached = await self._store(guild_id)
+                except self._backend.errors as exc:
+                    if cached is None:
+                        raise
+                    log.debug("Serving guild %d's cached settings: %s", guild_id, exc)
             return cached
+
+    async def _store(self, guild_id: int) -> GuildSettings:
+        settings = await self._load(guild_id)
+        self._cache[guild_id] = settings
+        if self._ttl is not None:
+            self._loaded_at[guild_id] = time.monotonic()
+        return settings
 
     async def _load(self, guild_id: int) -> GuildSettings:
         rows = await self._backend.execute_fetchall(
@@ -111,8 +139,7 @@ class GuildSettingsCache:
     async def _reload(self, guild_id: int) -> GuildSettings:
         """After a change (inside the lock): the settings as stored now, cached."""
         self._cache.pop(guild_id, None)
-        settings = self._cache[guild_id] = await self._load(guild_id)
-        return settings
+        return await self._store(guild_id)
 
     async def set_auto_channel(
         self, guild_id: int, channel_id: int, enabled: bool

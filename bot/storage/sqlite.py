@@ -374,7 +374,7 @@ class SqliteBackend:
             return StorageError(f"cannot use {self.path} ({exc}); {FIX}")
         return None
 
-    def size_bytes(self) -> int:
+    async def size_bytes(self) -> int:
         return file_size(self.path)
 
     async def close(self) -> None:
