@@ -60,6 +60,7 @@ async def open_parts(settings: Settings, *, classifier: SentimentClassifier | No
                 batch_size=settings.encoder_batch_size,
                 threads=settings.torch_threads,
                 precision=settings.precision,
+                serving_cache=settings.serving_cache,
             )
         _log_model(classifier)
         storage.start_writer()

@@ -19,9 +19,9 @@ from model.serving.classifier import (
     SentimentClassifier,
     threshold,
 )
-from model.serving.encoder import BUNDLED_ENCODER, Encoder, EncoderError
 from model.serving.explain import Explanation, WordEffect, explain
 from model.serving.moods import MOODS, Mood, mood_of
+from model.serving.spec import BUNDLED_ENCODER, EncoderError
 
 __all__ = [
     "BUNDLED_ENCODER",
@@ -42,3 +42,12 @@ __all__ = [
     "mood_of",
     "threshold",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The torch encoder is imported on first use: a bot serving the int8 path never loads torch.
+    if name == "Encoder":
+        from model.serving.encoder import Encoder
+
+        return Encoder
+    raise AttributeError(f"module 'model' has no attribute {name!r}")

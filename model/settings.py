@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from model.serving.encoder import (
+from model.serving.spec import (
     BUNDLED_ENCODER,
     DEFAULT_BATCH_SIZE,
     PRECISION_CHOICES,
@@ -140,6 +140,9 @@ class ClassifierSettings(EnvSettings):
     precision: Annotated[PrecisionChoice | None, BeforeValidator(_lower)] = variable(
         None, "SENTIMENT_PRECISION", PRECISION_WORDS
     )
+    # None: sentiment-bot/serving in XDG_CACHE_HOME (~/.cache); where the int8 encoder of each
+    # artifact is built once and loaded at every later start (model/serving/serving_cache.py)
+    serving_cache: UserPath | None = variable(None, "SENTIMENT_SERVING_CACHE", "a folder")
 
 
 class ModelSettings(ClassifierSettings):

@@ -106,10 +106,10 @@ def test_emoji_are_read(classifier: SentimentClassifier) -> None:
 def test_serving_path_other_than_the_fitted_one_is_warned(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from model.serving import classifier as module
+    from model.serving import encoder as module
 
     assert load_artifact(default_artifact_path()).encoder.precision == "fp32"
-    with caplog.at_level("WARNING", logger="model.serving.classifier"):
+    with caplog.at_level("WARNING", logger="model.serving.paths"):
         bf16 = SentimentClassifier.load(precision="bf16")
     assert bf16.encoder.spec.precision == "bf16"
     assert "fitted on fp32" in caplog.text and "--precision bf16" in caplog.text
@@ -120,7 +120,7 @@ def test_serving_path_other_than_the_fitted_one_is_warned(
     save_artifact(fitted_bf16, tmp_path / "bf16.safetensors")
     caplog.clear()
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level("WARNING", logger="model.serving.classifier"):
+    with caplog.at_level("WARNING", logger="model.serving.paths"):
         fallback = SentimentClassifier.load(tmp_path / "bf16.safetensors")
     assert fallback.encoder.spec.precision == "fp32"
     assert "no native bf16" in caplog.text

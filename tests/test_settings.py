@@ -48,7 +48,7 @@ def test_a_flag_wins_and_its_variable_is_not_read() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "what"),
     [
-        ("SENTIMENT_PRECISION", "fp16", "is not auto, fp32 or bf16"),
+        ("SENTIMENT_PRECISION", "fp16", "is not auto, fp32, bf16 or int8"),
         ("SENTIMENT_POOLING", "max", "is not cls or mean"),
         ("SENTIMENT_MAX_LENGTH", "0", "is not a whole number >= 1"),
         ("SENTIMENT_TORCH_THREADS", "two", "is not a whole number >= 1"),

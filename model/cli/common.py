@@ -11,7 +11,8 @@ from pathlib import Path
 
 from model.cli.options import DEFAULT_OUTPUT
 from model.serving.artifact import ArtifactError
-from model.serving.encoder import Encoder, EncoderError
+from model.serving.encoder import EncoderError
+from model.serving.spec import TextEncoder
 from model.settings import ModelSettings, SettingsError
 from model.training.cache import EmbeddingCache
 from model.training.chateval import ChatSet, ChatSetError, default_chat_set_path, load_chat_set
@@ -50,7 +51,7 @@ def settings_from(args: argparse.Namespace) -> ModelSettings:
 
 
 def embedding_cache(
-    args: argparse.Namespace, settings: ModelSettings, encoder: Encoder
+    args: argparse.Namespace, settings: ModelSettings, encoder: TextEncoder
 ) -> EmbeddingCache | None:
     if args.no_cache:
         return None

@@ -61,6 +61,7 @@ def _evaluate(argv: list[str] | None, *, prog: str) -> int:
         batch_size=settings.encoder_batch_size,
         threads=settings.torch_threads,
         precision=settings.precision,
+        serving_cache=settings.serving_cache,
     )
     if args.chat is not None:
         _evaluate_chat_set(classifier, args, path)

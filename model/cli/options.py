@@ -10,7 +10,13 @@ import argparse
 import math
 from pathlib import Path
 
-from model.serving.encoder import BUNDLED_ENCODER, DEFAULT_BATCH_SIZE, POOLINGS, PRECISION_CHOICES
+from model.serving.spec import (
+    BUNDLED_ENCODER,
+    DEFAULT_BATCH_SIZE,
+    POOLINGS,
+    PRECISION_CHOICES,
+    PRECISIONS,
+)
 from model.serving.textnorm import DEFAULT_NORMALIZER, NORMALIZERS
 from model.training.chateval import default_chat_set_path
 from model.training.corrections import DEFAULT_HELD_OUT, DEFAULT_WEIGHT
@@ -39,6 +45,17 @@ def _c_value(raw: str) -> float:
     if not value > 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"C must be a positive number, got {raw!r}")
     return value
+
+
+def _serve_paths(raw: str) -> tuple[str, ...]:
+    paths = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    unknown = [p for p in paths if p not in PRECISIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown path {unknown[0]!r}: give paths among {', '.join(PRECISIONS)}, "
+            "comma-separated"
+        )
+    return paths
 
 
 def _band_precision(raw: str) -> float:
@@ -96,8 +113,9 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=PRECISION_CHOICES,
-        help="numeric path of the encoder: bf16 or fp32 [SENTIMENT_PRECISION; train: auto = bf16 "
-        "where the CPU has native bf16, else fp32; evaluate: the artifact's]",
+        help="numeric path of the encoder: fp32, bf16 or int8 [SENTIMENT_PRECISION; train: auto = "
+        "bf16 where the CPU has native bf16, else fp32; evaluate: auto = the fastest the "
+        "artifact allows]",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -265,6 +283,15 @@ def train_parser(prog: str = "sentiment-train") -> argparse.ArgumentParser:
         help="candidate C values, the best on dev wins (default: "
         f"{' '.join(map(str, DEFAULT_C_GRID))}; three-way: "
         f"{' '.join(map(str, THREE_WAY_C_GRID))})",
+    )
+    parser.add_argument(
+        "--serve-paths",
+        type=_serve_paths,
+        default=(),
+        metavar="PATHS",
+        help="other numeric paths the bot may serve this classifier on, comma-separated (e.g. "
+        "fp32,bf16): each is checked on dev against the fitted path and recorded as allowed only "
+        "within 0.3 points on SST-2 dev and 0.5 on chat dev; `auto` then picks the fastest",
     )
     parser.add_argument(
         "--band-precision",

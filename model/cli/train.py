@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from model.cli.common import (
     UsageError,
@@ -31,6 +34,7 @@ from model.cli.report import (
 from model.serving.adapter import adapter_digest
 from model.serving.artifact import save_artifact
 from model.serving.encoder import Encoder
+from model.serving.spec import Precision, TextEncoder
 from model.settings import ModelSettings
 from model.training.corrections import (
     DEFAULT_HELD_OUT,
@@ -52,6 +56,7 @@ from model.training.data import (
     row_weights,
 )
 from model.training.finetune import FinetuneOptions, finetune
+from model.training.paths import validate_paths
 from model.training.plots import plot_loss_curve, plot_reliability
 from model.training.train import (
     DEFAULT_C_GRID,
@@ -97,6 +102,8 @@ def _train(argv: list[str] | None, *, prog: str) -> int:
         result = _fit_with_corrections(
             args, settings, data, encoder, (train, dev, test), finetuned, corrections
         )
+    if args.serve_paths:
+        result = _validate_serving_paths(args, settings, data, encoder, result, dev)
     written = _write_outputs(args, result, finetuned, encoder.spec.name, data.three_way)
     print_training_reports(result, dev.source, test.source, time.perf_counter() - started)
     if "corrections" in result.report:
@@ -104,6 +111,44 @@ def _train(argv: list[str] | None, *, prog: str) -> int:
         print(format_corrections_report(result.report["corrections"]))
     print(f"wrote {args.output} (model {result.artifact.version}), {', '.join(written)}")
     return 0
+
+
+def _validate_serving_paths(
+    args: argparse.Namespace,
+    settings: ModelSettings,
+    data: _TrainingData,
+    encoder: Encoder,
+    result: TrainResult,
+    dev: Dataset,
+) -> TrainResult:
+    """--serve-paths: which other paths may serve the classifier (model/training/paths.py)."""
+    sets = {"sst2_dev": dev}
+    if data.three_way:
+        sets["chat_dev"] = data.chat_split("dev")[0]
+    others: dict[Precision, Callable[[], TextEncoder]] = {
+        path: partial(
+            Encoder.from_spec,
+            encoder.spec,
+            batch_size=settings.encoder_batch_size,
+            threads=settings.torch_threads,
+            precision=path,
+        )
+        for path in args.serve_paths
+        if path != encoder.spec.precision
+    }
+
+    def embed_with(chosen: TextEncoder, rows: Dataset) -> NDArray[np.float32]:
+        return embed(
+            chosen,
+            rows,
+            embedding_cache(args, settings, chosen),
+            progress=not args.quiet,
+            desc=f"Embedding {rows.source} ({chosen.spec.precision})",
+        )
+
+    artifact, report = validate_paths(result.artifact, encoder, others, sets, embed_with)
+    result.report["serving_paths"] = report
+    return replace(result, artifact=artifact)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

@@ -31,7 +31,7 @@ import safetensors.numpy
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from numpy.typing import NDArray
 
-from model.serving.encoder import POOLINGS, PRECISIONS, EncoderSpec
+from model.serving.spec import POOLINGS, PRECISIONS, EncoderSpec, Precision
 from model.serving.textnorm import NORMALIZERS
 
 SCHEMA = "sentiment-bot/classifier"
@@ -103,6 +103,19 @@ class Artifact:
     versions: dict[str, str] = field(default_factory=dict)
     encoder_fingerprint: str = ""
     labels: tuple[str, ...] = LABELS
+    # Numeric paths besides encoder.precision whose embeddings training checked on dev against
+    # the path the classifier was fitted on (sentiment train --serve-paths); what `auto` may
+    # choose among at serving time (see allowed_paths).
+    serving_paths: tuple[Precision, ...] = ()
+
+    @property
+    def allowed_paths(self) -> tuple[Precision, ...]:
+        """The paths this artifact may be served on: the one it was fitted on, those training
+        validated, and for a bf16 artifact fp32 (a CPU without native bf16 falls back to it)."""
+        paths: list[Precision] = [self.encoder.precision, *self.serving_paths]
+        if self.encoder.precision == "bf16":
+            paths.append("fp32")
+        return tuple(dict.fromkeys(paths))
 
     @property
     def three_way(self) -> bool:
@@ -156,6 +169,8 @@ class Artifact:
                 "adapter": adapter,
                 "adapter_digest": self.encoder.adapter_digest,
                 "text_normalizer": self.encoder.text_normalizer,
+                # only when set: artifacts written before it keep their bytes
+                **({"serving_paths": list(self.serving_paths)} if self.serving_paths else {}),
             },
             "labels": list(self.labels),
             "coef": np.ascontiguousarray(self.coef, dtype=np.float64),
@@ -462,6 +477,9 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
     precision = enc.get("precision", "fp32")  # artifacts before the bf16 path: fp32
     if precision not in PRECISIONS:
         raise bad(f"unknown encoder precision {precision!r}")
+    serving_paths = enc.get("serving_paths", [])
+    if not isinstance(serving_paths, list) or not all(p in PRECISIONS for p in serving_paths):
+        raise bad(f"serving_paths is {serving_paths!r}, not a list of {', '.join(PRECISIONS)}")
     adapter = enc.get("adapter")
     adapter_digest = enc.get("adapter_digest")
     if adapter is not None:
@@ -535,6 +553,7 @@ def _from_payload(payload: Any, path: Path) -> Artifact:
         versions={str(k): str(v) for k, v in payload["versions"].items()},
         encoder_fingerprint=str(enc.get("fingerprint", "")),
         labels=labels,
+        serving_paths=tuple(serving_paths),
     )
 
 

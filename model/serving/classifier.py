@@ -13,16 +13,13 @@ from numpy.typing import NDArray
 
 from model.serving.artifact import Artifact, default_artifact_path, load_artifact
 from model.serving.artifact import sigmoid as sigmoid  # re-exported: training and tests use it
-from model.serving.encoder import (
-    DEFAULT_BATCH_SIZE,
-    Encoder,
-    cpu_has_native_bf16,
-    resolve_precision,
-)
 from model.serving.moods import MOODS, Mood, mood_of
+from model.serving.spec import DEFAULT_BATCH_SIZE, Precision
 
 if TYPE_CHECKING:
+    from model.serving.encoder import Encoder
     from model.serving.language import LanguageGate
+    from model.serving.serving_cache import Int8Encoder
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +117,10 @@ class SentimentClassifier:
     """Encoder + logistic regression from an artifact. Thread-safe for predictions."""
 
     def __init__(
-        self, artifact: Artifact, encoder: Encoder, language_gate: LanguageGate | None = None
+        self,
+        artifact: Artifact,
+        encoder: Encoder | Int8Encoder,
+        language_gate: LanguageGate | None = None,
     ) -> None:
         if encoder.dim != artifact.coef.shape[-1]:
             raise ValueError(
@@ -142,47 +142,63 @@ class SentimentClassifier:
         precision: str | None = None,
         check_fingerprint: bool = True,
         language_gate: bool = True,
+        serving_cache: Path | None = None,
     ) -> SentimentClassifier:
         """Load an artifact (``path``, else the bundled default).
 
-        The encoder runs on the numeric path the coefficients were fitted on (the artifact
-        records it); ``precision`` overrides that, with a warning. With ``language_gate``, text
-        in another language than English is left unread (see model/serving/language.py).
+        ``precision`` (None or ``auto``: chosen among the paths the artifact allows, measured
+        once on this machine; see model/serving/paths.py) forces a numeric path otherwise. The
+        int8 path loads its encoder from the serving cache (``serving_cache``, by default
+        ``~/.cache/sentiment-bot/serving``), building it there on first use, and imports no
+        torch. With ``language_gate``, text in another language than English is left unread
+        (see model/serving/language.py).
         """
-        artifact = load_artifact(
-            Path(path).expanduser() if path is not None else default_artifact_path()
+        from model.serving.paths import choose
+        from model.serving.serving_cache import ServingCache
+
+        artifact_path = Path(path).expanduser() if path is not None else default_artifact_path()
+        artifact = load_artifact(artifact_path)
+        cache = ServingCache(serving_cache)
+
+        def open_path(wanted: Precision) -> Encoder | Int8Encoder:
+            if wanted == "int8":
+                return cache.int8_encoder(
+                    artifact_path,
+                    artifact.encoder,
+                    artifact.encoder_fingerprint or None,
+                    batch_size=batch_size,
+                    threads=threads,
+                )
+            from model.serving.encoder import Encoder
+
+            encoder = Encoder.from_spec(
+                artifact.encoder, batch_size=batch_size, threads=threads, precision=wanted
+            )
+            if (
+                check_fingerprint
+                and artifact.encoder_fingerprint
+                and encoder.fingerprint != artifact.encoder_fingerprint
+            ):
+                log.warning(
+                    "encoder %r has other weights than the artifact was trained on; "
+                    "predictions may be off. Retrain the artifact with sentiment-train.",
+                    artifact.encoder.name,
+                )
+            return encoder
+
+        def native_bf16() -> bool:
+            from model.serving.encoder import cpu_has_native_bf16
+
+            return cpu_has_native_bf16()
+
+        encoder = choose(
+            artifact,
+            artifact_path,
+            precision,
+            open_path=open_path,
+            cache=cache,
+            native_bf16=native_bf16,
         )
-        fitted = artifact.encoder.precision
-        wanted = fitted if precision is None else resolve_precision(precision)
-        if precision is None and wanted == "bf16" and not cpu_has_native_bf16():
-            log.warning(
-                "the classifier was fitted on bf16 embeddings, but this CPU has no native bf16 "
-                "(it would be emulated, slowly): serving fp32, whose embeddings agree to a "
-                "cosine similarity above 0.999"
-            )
-            wanted = "fp32"
-        elif wanted != fitted:
-            log.warning(
-                "serving with %s embeddings, but the logistic regression was fitted on %s "
-                "embeddings: predictions may shift slightly. Retrain with sentiment-train "
-                "--precision %s to match.",
-                wanted,
-                fitted,
-                wanted,
-            )
-        encoder = Encoder.from_spec(
-            artifact.encoder, batch_size=batch_size, threads=threads, precision=wanted
-        )
-        if (
-            check_fingerprint
-            and artifact.encoder_fingerprint
-            and encoder.fingerprint != artifact.encoder_fingerprint
-        ):
-            log.warning(
-                "encoder %r has other weights than the artifact was trained on; predictions "
-                "may be off. Retrain the artifact with sentiment-train.",
-                artifact.encoder.name,
-            )
         gate = None
         if language_gate:
             from model.serving.language import LanguageGate

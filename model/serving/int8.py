@@ -1,0 +1,190 @@
+"""The int8 serving path: the encoder in ONNX Runtime, every Linear layer in 8-bit integers.
+
+How it is quantised, and why this way (figures in the README's Speed section):
+
+- **Weights** per output column, symmetric: ``W = Wq * w_scale[col]``, built once.
+- **Activations** per row, symmetric, at run time: each token's input vector to a Linear layer
+  gets its own scale (its largest absolute value / 127). A text's tokens never share a scale
+  with another text's, so a text's embedding is the same alone and in any batch. ONNX Runtime's
+  own dynamic quantiser takes one scale for the whole batch tensor, which made a text's
+  embedding depend on its neighbours (cosine 0.96-0.98 between alone and batched); its static
+  quantiser (scales calibrated once) lost too much on this encoder (cosine to fp32 down to 0.35).
+- **Kernels**: ``MatMulInteger`` with uint8 activations (the int8 values shifted by a zero
+  point of 128) and int8 weights, which MLAS runs with VNNI where the CPU has it; int8 x int8
+  takes a slow path. Attention scores, softmax, LayerNorm and GELU stay fp32.
+- ONNX Runtime's ``MatMulIntegerToFloatFusion`` assumes one activation scale per tensor and
+  fuses this graph wrongly, so it is switched off (:data:`DISABLED_OPTIMIZERS`).
+
+Building (:func:`build`) needs torch and the ``onnx`` package; running (:class:`Int8Session`)
+needs only numpy and onnxruntime, so a serving process that loads a built model never imports
+torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from model.serving.spec import EncoderError
+
+if TYPE_CHECKING:
+    import torch
+
+DISABLED_OPTIMIZERS = ["MatMulIntegerToFloatFusion"]
+INT8_MODEL_FILE = "encoder.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+OPSET = 17
+_EPS = 1e-12
+
+
+def build(model: torch.nn.Module, target: Path, *, pooling: str, normalize: bool) -> int:
+    """Export ``model`` (a Hugging Face encoder, adapter merged, fp32) with its pooling to
+    ``target`` as an int8 ONNX graph. Returns how many Linear layers were quantised."""
+    import tempfile
+    import warnings
+
+    import onnx
+    import torch
+
+    from model.serving.encoder import pool
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask)
+            return pool(hidden.last_hidden_state, attention_mask, pooling, normalize)
+
+    # any ids the vocabulary has: the graph is traced once, with dynamic batch and length axes
+    ids = torch.tensor([[1, 2, 3, 1], [1, 2, 1, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    model = model.float().eval()
+    with tempfile.TemporaryDirectory(prefix="sentiment-int8-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Pooled(model),
+                (ids, mask),
+                str(fp32),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "embedding": {0: "batch"},
+                },
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        graph = onnx.load(str(fp32))
+    count = quantise_linear_layers(graph)
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(target))
+    return count
+
+
+def quantise_linear_layers(model: Any) -> int:
+    """Rewrite, in place, every ``MatMul`` of the ONNX ``model`` whose right side is a constant
+    matrix (a Linear layer's weight) into per-row int8 x per-column int8 (see the module's
+    docstring). An activation feeding several layers (query, key, value) is quantised once."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    graph.initializer.extend(
+        [
+            helper.make_tensor("i8_eps", TensorProto.FLOAT, [], [_EPS]),
+            helper.make_tensor("i8_127", TensorProto.FLOAT, [], [127.0]),
+            helper.make_tensor("i8_inv127", TensorProto.FLOAT, [], [1 / 127.0]),
+            helper.make_tensor("i8_128", TensorProto.FLOAT, [], [128.0]),
+            helper.make_tensor("i8_zero_point", TensorProto.UINT8, [], [128]),
+        ]
+    )
+    quantised: dict[str, tuple[str, str]] = {}  # activation -> (uint8 tensor, per-row scale)
+    nodes = []
+    count = 0
+    for node in graph.node:
+        weight = weights.get(node.input[1]) if node.op_type == "MatMul" else None
+        if weight is None or len(weight.dims) != 2:
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(weight).astype(np.float32)  # in x out
+        w_scale = (np.maximum(np.abs(w).max(axis=0), _EPS) / 127.0).astype(np.float32)
+        w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+        p = f"i8_l{count}_"
+        count += 1
+        graph.initializer.extend(
+            [numpy_helper.from_array(w_q, p + "w"), numpy_helper.from_array(w_scale, p + "ws")]
+        )
+        x, y = node.input[0], node.output[0]
+        if x not in quantised:
+            a = f"i8_a{len(quantised)}_"
+            nodes += [
+                helper.make_node("Abs", [x], [a + "abs"]),
+                helper.make_node("ReduceMax", [a + "abs"], [a + "max"], axes=[-1], keepdims=1),
+                helper.make_node("Max", [a + "max", "i8_eps"], [a + "max1"]),
+                helper.make_node("Div", ["i8_127", a + "max1"], [a + "inv"]),
+                helper.make_node("Mul", [a + "max1", "i8_inv127"], [a + "scale"]),
+                helper.make_node("Mul", [x, a + "inv"], [a + "scaled"]),
+                helper.make_node("Round", [a + "scaled"], [a + "round"]),
+                helper.make_node("Add", [a + "round", "i8_128"], [a + "shift"]),
+                helper.make_node("Cast", [a + "shift"], [a + "q"], to=TensorProto.UINT8),
+            ]
+            quantised[x] = (a + "q", a + "scale")
+        x_q, x_scale = quantised[x]
+        nodes += [
+            helper.make_node("MatMulInteger", [x_q, p + "w", "i8_zero_point"], [p + "acc"]),
+            helper.make_node("Cast", [p + "acc"], [p + "accf"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [p + "accf", p + "ws"], [p + "cols"]),
+            helper.make_node("Mul", [p + "cols", x_scale], [y]),
+        ]
+    used = {name for node in nodes for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return count
+
+
+class Int8Session:
+    """An int8 encoder graph from :func:`build`, run by ONNX Runtime on the CPU."""
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or _torch_like_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(
+                str(path),
+                options,
+                providers=["CPUExecutionProvider"],
+                disabled_optimizers=DISABLED_OPTIMIZERS,
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise EncoderError(
+                f"cannot load the int8 encoder {path}: {exc}. Delete it to have it rebuilt."
+            ) from None
+
+    def run(self, input_ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Pooled embeddings of one padded batch."""
+        (out,) = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        return np.asarray(out, dtype=np.float32)
+
+
+def _torch_like_threads() -> int:
+    """As many intra-op threads as torch would take: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
