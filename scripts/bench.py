@@ -9,6 +9,9 @@ Paths, all with the bundled all-MiniLM-L6-v2 (mean pooling, L2-normalised):
   d  ours            model.Encoder on its default path (bf16 where the CPU has it natively):
                      one tokeniser call, length-sorted batches of 64, padded per batch
   e  ours-fp32       model.Encoder forced to fp32, for reference
+  f  ours-int8       the int8 serving path (model/serving/int8.py): ONNX Runtime, every Linear
+                     layer in 8 bits with per-row activation scales, loaded from a serving cache
+                     built once (not timed), as the bot serves it
 
 With --artifact, every path runs that artifact's encoder instead: for a fine-tuned artifact,
 its base with the LoRA adapter merged in (what the bot serves), saved once to a temporary folder
@@ -52,8 +55,22 @@ PATHS = {
     "c": "sentence-transformers encode(batch_size=64)",
     "d": "ours (default path)",
     "e": "ours, fp32",
+    "f": "ours, int8 (ONNX Runtime)",
 }
 Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+def machine_line() -> str:
+    """The CPU, how many of its CPUs this process may use, and the ISA extensions the kernels
+    can use (VNNI for int8, AVX512-BF16/AMX for bf16)."""
+    from model.serving.paths import cpu_description
+
+    model, flags = cpu_description()
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return f"machine: {model}, {cpus} CPUs, ISA {' '.join(flags) or 'none of note'}"
 
 
 def data_dir(flag: str | None) -> Path:
@@ -80,6 +97,21 @@ def build(path: str, threads: int | None, model_dir: str | None) -> tuple[Embed,
     if path in ("d", "e"):
         encoder = Encoder(source, precision="auto" if path == "d" else "fp32")
         return encoder.encode, encoder.spec.precision
+
+    if path == "f":
+        # as served: the int8 model and tokenizer built once into a folder, then loaded alone
+        import tempfile
+
+        from model.serving.serving_cache import Int8Encoder
+
+        built = Encoder(source, precision="fp32")
+        folder = Path(tempfile.mkdtemp(prefix="bench-int8-"))
+        meta = built.export_int8(folder)
+        meta["fingerprint"] = built.fingerprint
+        spec = built.spec
+        del built
+        int8 = Int8Encoder(folder, spec, meta, batch_size=64, threads=threads)
+        return int8.encode, "int8"
 
     if path == "c":
         from sentence_transformers import SentenceTransformer
@@ -144,11 +176,16 @@ def worker(path: str, args: argparse.Namespace) -> dict[str, Any]:
         runs.append(time.perf_counter() - start)
     seconds = statistics.median(runs)
 
-    latencies = []
+    latencies, alone = [], []
     for text in test.texts[: args.latency_messages]:
         start = time.perf_counter()
-        embed([text])
+        alone.append(embed([text])[0])
         latencies.append(time.perf_counter() - start)
+    # the same texts alone and inside the length-sorted batches of the timed runs
+    together = x_test[: len(alone)]
+    cosines = (np.stack(alone) * together).sum(1) / (
+        np.linalg.norm(alone, axis=1) * np.linalg.norm(together, axis=1)
+    )
 
     x_train, x_dev = embed(train.texts), embed(dev.texts)
     coef, intercept, c, _ = fit_logistic(
@@ -164,6 +201,7 @@ def worker(path: str, args: argparse.Namespace) -> dict[str, Any]:
         "test_accuracy": accuracy,
         "C": c,
         "train_rows": len(train),
+        "alone_vs_batched_min_cosine": float(cosines.min()),
         "latency_p50_ms": float(np.percentile(latencies, 50) * 1000),
         "latency_p99_ms": float(np.percentile(latencies, 99) * 1000),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -217,7 +255,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--paths", default="abcde", help="which paths (default abcde)")
+    parser.add_argument("--paths", default="abcdef", help="which paths (default abcdef)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per path (median)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--train-rows", type=int, help="SST-2 training rows for the LR refit")
@@ -273,9 +311,10 @@ def main() -> int:
         f"rows; {os.cpu_count()} CPUs, torch threads {args.threads or 'default'}; encoder "
         f"{args.artifact or 'bundled all-MiniLM-L6-v2'}"
     )
+    print(machine_line())
     header = (
         f"{'path':<50} {'sent/s':>8} {'vs (c)':>7} {'test acc':>9} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'RSS MiB':>8} {'min cos':>8}"
+        f"{'p99 ms':>7} {'RSS MiB':>8} {'min cos':>8} {'alone':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -292,7 +331,7 @@ def main() -> int:
         print(
             f"{name:<50} {r['sentences_per_s']:>8.0f} {ratio:>6.2f}x {r['test_accuracy']:>8.2%} "
             f"{r['latency_p50_ms']:>7.1f} {r['latency_p99_ms']:>7.1f} {r['peak_rss_mib']:>8.0f} "
-            f"{cos:>8.5f}"
+            f"{cos:>8.5f} {r['alone_vs_batched_min_cosine']:>9.6f}"
         )
     if args.json:
         for r in results.values():
