@@ -3,6 +3,7 @@ legacy joblib loader's refusals: tests/test_artifact_safety.py)."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,12 @@ def test_committed_default_is_valid() -> None:
     path = default_artifact_path()
     assert path.name == "default.safetensors"
     artifact = load_artifact(path)
-    assert artifact.version == "3e6c2ccceab5"
+    assert artifact.version == "83efba66b27a"
+    # fitted on its int8 embeddings (the serving path), fp32 and bf16 validated on dev
+    assert artifact.encoder.precision == "int8"
+    assert artifact.allowed_paths == ("int8", "fp32", "bf16")
+    report = json.loads(path.with_suffix(".report.json").read_text(encoding="utf-8"))
+    assert all(check["allowed"] for check in report["serving_paths"].values())
     assert artifact.encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert artifact.encoder.pooling == "mean"
     assert artifact.three_way and artifact.coef.shape == (3, 384)

@@ -108,15 +108,25 @@ def test_serving_path_other_than_the_fitted_one_is_warned(
 ) -> None:
     from model.serving import encoder as module
 
-    assert load_artifact(default_artifact_path()).encoder.precision == "fp32"
+    artifact = load_artifact(default_artifact_path())
+    fitted_fp32 = replace(
+        artifact, encoder=replace(artifact.encoder, precision="fp32"), serving_paths=()
+    )
+    save_artifact(fitted_fp32, tmp_path / "fp32.safetensors")
     with caplog.at_level("WARNING", logger="model.serving.paths"):
-        bf16 = SentimentClassifier.load(precision="bf16")
+        bf16 = SentimentClassifier.load(tmp_path / "fp32.safetensors", precision="bf16")
     assert bf16.encoder.spec.precision == "bf16"
     assert "fitted on fp32" in caplog.text and "--precision bf16" in caplog.text
+    # the committed default was validated for bf16: forcing it is not warned about
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="model.serving.paths"):
+        SentimentClassifier.load(precision="bf16")
+    assert "was not validated" not in caplog.text
 
     # an artifact fitted on bf16, on a CPU without native bf16: served fp32, with a warning
-    artifact = load_artifact(default_artifact_path())
-    fitted_bf16 = replace(artifact, encoder=replace(artifact.encoder, precision="bf16"))
+    fitted_bf16 = replace(
+        artifact, encoder=replace(artifact.encoder, precision="bf16"), serving_paths=()
+    )
     save_artifact(fitted_bf16, tmp_path / "bf16.safetensors")
     caplog.clear()
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)

@@ -4,6 +4,7 @@ choose C and the voicing thresholds on dev, evaluate on test, write the artifact
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -68,6 +69,8 @@ from model.training.train import (
     train_three_way,
 )
 
+FINETUNE_RECORD = "finetune.json"
+
 
 def train_main(argv: Sequence[str] | None = None, prog: str = "sentiment-train") -> int:
     return run_command(partial(_train, prog=prog), argv)
@@ -92,6 +95,8 @@ def _train(argv: list[str] | None, *, prog: str) -> int:
     if args.finetune:
         adapter = args.output.with_suffix(".adapter")
         finetuned = _finetune(args, settings, data, train, adapter)
+    elif adapter is not None:
+        finetuned = adapter_record(adapter)
     encoder = _encoder(args, settings, settings.precision or "auto", adapter)
     print(describe_encoder(encoder, adapter))
     dev, test = load_split("dev", args, settings), load_split("test", args, settings)
@@ -286,7 +291,7 @@ def _finetune(
         weights=row_weights(rows, data.shares),
         init_adapter=args.init_adapter,
     )
-    return {
+    record = {
         "finetune_on": finetune_on,
         "rows": len(rows),
         **({"chat_share": args.chat_share} if data.three_way else {}),
@@ -298,6 +303,22 @@ def _finetune(
         **options.identity(),
         **tuned.summary(),
     }
+    # kept with the adapter, so that a classifier refitted on it later (--adapter) still
+    # records how its encoder was tuned
+    (adapter / FINETUNE_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def adapter_record(adapter: Path) -> dict[str, Any] | None:
+    """How the adapter in ``adapter`` was fine-tuned (its ``finetune.json``), when it says so
+    and names these very weights; None for an adapter without one."""
+    try:
+        record = json.loads((adapter / FINETUNE_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("adapter_digest") != adapter_digest(adapter):
+        return None
+    return record
 
 
 def _fit(
