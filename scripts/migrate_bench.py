@@ -2,10 +2,11 @@
 """``sentiment db migrate`` on a large file: builds a SQLite database of the bot with
 ``--rows`` predictions (default 100,000) and rows in every other table (settings, channels,
 opt-outs, departures, alerts, corrections), copies it into a throwaway PostgreSQL cluster
-(``scripts/pg_cluster.sh``, stopped and deleted afterwards; or ``--dsn`` for a server of yours,
-an empty database), and prints the per-table counts and checksums of both sides, whether they
-are equal, and the time. Then it runs the migration again on the finished target (nothing left
-to copy: the resume check and the verification alone) and times that too.
+(``scripts/pg_cluster.sh``, durable, stopped and deleted afterwards; or ``--db
+postgresql://...`` for a server of yours, where it creates a database), and prints the
+per-table counts and checksums of both sides, whether they are equal, and the time. Then it
+runs the migration again on the finished target (nothing left to copy: the resume check and
+the verification alone) and times that too.
 
     .venv/bin/python scripts/migrate_bench.py
     .venv/bin/python scripts/migrate_bench.py --rows 1000000 --batch-rows 10000
@@ -20,15 +21,14 @@ import asyncio
 import contextlib
 import random
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # bot/, and bench_db beside this script
+
+from bench_db import bench_databases, db_choice  # noqa: E402
 
 from bot.db_cli import migrate  # noqa: E402
 from bot.storage import Storage  # noqa: E402
@@ -132,59 +132,37 @@ def build_source(path: Path, rows: int, *, seed: int = 0) -> dict[str, int]:
     }  # fmt: skip
 
 
-@contextlib.contextmanager
-def throwaway_cluster() -> Iterator[Dsn]:
-    """A PostgreSQL cluster of scripts/pg_cluster.sh for the duration, as its DSN."""
-    folder = tempfile.mkdtemp(prefix="spg-", dir="/tmp")  # a socket path must stay short
-    script = REPO / "scripts" / "pg_cluster.sh"
-    started = subprocess.run(["bash", str(script), "start", folder], capture_output=True, text=True)
-    try:
-        if started.returncode != 0:
-            raise SystemExit(f"could not start a PostgreSQL cluster: {started.stderr.strip()}")
-        yield Dsn(started.stdout.strip().splitlines()[-1])
-    finally:
-        subprocess.run(["bash", str(script), "stop", folder], capture_output=True)
-
-
-def create_database(server: Dsn, name: str) -> Dsn:
-    import asyncpg  # type: ignore[import-untyped]
-
-    async def create() -> None:
-        conn = await asyncpg.connect(server.reveal())
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return server.with_database(name)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="predictions (default 100000)")
     parser.add_argument("--batch-rows", type=int, default=5_000, help="rows per batch")
-    parser.add_argument("--dsn", help="an empty PostgreSQL database instead of a throwaway one")
+    parser.add_argument(
+        "--db",
+        type=db_choice,
+        default="postgresql",
+        help="the target: postgresql (a throwaway durable cluster, the default) or a "
+        "postgresql:// address of a server where a database may be created",
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="migrate-bench-") as folder:
-        source = Path(folder) / "sentiment.db"
+    if args.db == "sqlite":
+        parser.error("--db: the target of a migration is PostgreSQL")
+    with bench_databases(args.db) as databases:
+        source = databases.folder / "sentiment.db"
         started = time.perf_counter()
         written = build_source(source, args.rows)
         print(
             f"built {source.name}: {sum(written.values()):,} rows in {len(written)} tables "
             f"({source.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - started:.1f} s"
         )
-        with contextlib.ExitStack() as stack:
-            if args.dsn:
-                target = Dsn(args.dsn)
-            else:
-                target = create_database(stack.enter_context(throwaway_cluster()), "sentiment")
-            runs = []
-            for what in ("migrate", "again (nothing left to copy)"):
-                print(f"\n== sentiment db migrate: {what}", flush=True)
-                started = time.perf_counter()
-                rc = migrate(str(source), target.reveal(), args.batch_rows, progress=True)
-                runs.append((what, rc, time.perf_counter() - started))
+        target = databases.fresh("sentiment")
+        assert isinstance(target, Dsn)
+        print(f"target: {databases.describe()}")
+        runs = []
+        for what in ("migrate", "again (nothing left to copy)"):
+            print(f"\n== sentiment db migrate: {what}", flush=True)
+            started = time.perf_counter()
+            rc = migrate(str(source), target.reveal(), args.batch_rows, progress=True)
+            runs.append((what, rc, time.perf_counter() - started))
     print()
     total = sum(written.values())
     for what, rc, seconds in runs:
