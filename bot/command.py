@@ -1,12 +1,13 @@
 """``sentiment``: one command with a subcommand for each job.
 
 ``sentiment bot`` runs the bot, ``train`` and ``evaluate`` build and measure the classifier,
-``history`` reads the database as the operator, ``sandbox`` tries the bot against the fake
-Discord. Each subcommand is the existing entry point (its flags, its settings, its one-line
-errors), imported only when it runs. ``sentiment train --corrections`` also takes the bot's
-database: the corrections that kept their text are exported to a temporary CSV (through the
-bot's read-only path) for the model side, which reads no database. The old
-names (``sentiment-bot``, ``sentiment-train``, ...) stay as aliases for this release.
+``history`` reads the database as the operator, ``db migrate`` copies it into PostgreSQL,
+``sandbox`` tries the bot against the fake Discord. Each subcommand is the existing entry
+point (its flags, its settings, its one-line errors), imported only when it runs.
+``sentiment train --corrections`` also takes the bot's database: the corrections that kept
+their text are exported to a temporary CSV (through the bot's read-only path) for the model
+side, which reads no database. The old names (``sentiment-bot``, ``sentiment-train``, ...)
+stay as aliases for this release.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "history_main",
     ),
     "sandbox": ("try the real bot against a fake Discord, no token needed", "bot.sandbox", "main"),
+    "db": ("database jobs: db migrate copies SQLite into PostgreSQL", "bot.db_cli", "main"),
 }
 
 

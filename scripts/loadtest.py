@@ -5,14 +5,15 @@ Builds guilds, channels and members in a :class:`~fakediscord.FakeDiscord`,
 switches automatic reactions on in every channel and the neutral band off (every guild's band
 is (0.5, 0.5), so every message the bot does not shed gets a reaction, but for those a
 three-way model reads as neutral), runs the real
-``SentimentBot`` (real discord.py over real sockets, real model, real SQLite in a temporary
-folder) and posts ``--messages`` messages from random members in random channels, as fast as
-possible (``--rate 0``) or at a given rate. It waits until every message has its reaction or
-was shed (the inference service's ``shed`` counter), then checks:
+``SentimentBot`` (real discord.py over real sockets, real model, a real database: a SQLite
+file in a temporary folder, or PostgreSQL with ``--db``, see scripts/bench_db.py) and posts
+``--messages`` messages from random members in random channels, as fast as possible
+(``--rate 0``) or at a given rate. It waits until every message has its reaction or was shed
+(the inference service's ``shed`` counter), then checks:
 
 * every message was reacted to, shed, or read as neutral (stored, silent): nothing dropped;
-* each reacted message has exactly one reaction (one PUT) and exactly one row in SQLite, and
-  the emoji matches the stored label; rows == messages - shed, no duplicates.
+* each reacted message has exactly one reaction (one PUT) and exactly one row in the database,
+  and the emoji matches the stored label; rows == messages - shed, no duplicates.
 
 Then it times the bare classifier on the same texts (``predict_batch`` in batches of the
 bot's ``max_batch``, and in one call with the encoder's own length-sorted batching) and
@@ -37,7 +38,6 @@ import logging
 import random
 import re
 import resource
-import sqlite3
 import sys
 import tempfile
 import time
@@ -49,11 +49,15 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_db, beside this script
+from bench_db import BenchDatabases, add_db_argument, fetch_rows
+
 from bot.app import create_bot
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
 from bot.monitor import percentile
 from bot.storage import DEFAULT_NEGATIVE_EMOJI, DEFAULT_POSITIVE_EMOJI, Storage
+from bot.storage.dsn import Dsn
 from fakediscord import ClientDiedError, FakeDiscord, running_client
 from model import SentimentClassifier
 from model.settings import ModelSettings
@@ -97,6 +101,7 @@ class Report:
     max_wait_ms: float
     max_queue: int
     texts_source: str
+    database: str = ""  # the engine and how it was set up (--db)
     gc_freeze: bool = False
     torch_threads: int = 0
     model_version: str = ""
@@ -159,6 +164,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--seed", type=int, default=0, help="random seed for authors and channels")
     add("--json", type=Path, default=None, help="also write every figure to this JSON file")
     add("--log-level", default="WARNING", help="log level of the bot and discord.py")
+    add_db_argument(parser)
     args = parser.parse_args(argv)
     for name in ("messages", "guilds", "channels", "members", "max_batch", "max_queue"):
         if getattr(args, name) < 1:
@@ -209,7 +215,7 @@ def build_world(fake: FakeDiscord, guilds: list[Guild]) -> None:
             guild.add_channel(channel_id, f"chat-{c}")
 
 
-async def configure(db: Path, guilds: list[Guild]) -> None:
+async def configure(db: Path | Dsn, guilds: list[Guild]) -> None:
     """Reactions on in every channel, the neutral band off, before the bot opens the file."""
     storage = await Storage.open(db)
     try:
@@ -227,8 +233,12 @@ async def run_bot_burst(
     plan: list[tuple[int, int, str]],
     report: Report,
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
-        db = Path(tmp) / "bot.db"
+    with (
+        tempfile.TemporaryDirectory(prefix="loadtest-") as tmp,
+        BenchDatabases(args.db, Path(tmp)) as databases,
+    ):
+        db = databases.fresh("loadtest")
+        report.database = databases.describe()
         async with FakeDiscord(bot_name="Sentiment Bot") as fake:
             guilds = layout(args)
             build_world(fake, guilds)
@@ -330,7 +340,7 @@ async def _burst(
     report.completed = True
 
 
-def check(fake: FakeDiscord, db: Path, sent_at: dict[int, float], report: Report) -> None:
+def check(fake: FakeDiscord, db: Path | Dsn, sent_at: dict[int, float], report: Report) -> None:
     reactions = list(fake.reactions)
     per_message = Counter(r.message_id for r in reactions)
     puts = Counter(
@@ -338,10 +348,9 @@ def check(fake: FakeDiscord, db: Path, sent_at: dict[int, float], report: Report
         for r in fake.requests
         if r.method == "PUT" and (m := _REACTION_PATH.match(r.path))
     )
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        rows = conn.execute(
-            "SELECT message_id, label, in_band FROM predictions WHERE source = 'auto'"
-        ).fetchall()
+    rows = fetch_rows(
+        db, "SELECT message_id, label, in_band FROM predictions WHERE source = 'auto'"
+    )
     row_ids = Counter(int(r[0]) for r in rows)
     labels = {int(r[0]): r[1] for r in rows}
     # a three-way model stays silent on what it reads as neutral (or under 0.5), whatever the band
@@ -434,6 +443,7 @@ def render(report: Report, args: argparse.Namespace) -> str:
         "  neutral band off: every guild's band is (0.5, 0.5), so every message that is not "
         "shed gets a reaction (a three-way model: every one it does not read as neutral)",
         f"  texts: {report.texts_source}",
+        f"  database: {report.database}",
         *(["  gc.freeze() after start-up (--gc-freeze)"] if args.gc_freeze else []),
         "",
         f"  {'messages sent':<28}{report.sent:>10,}   ({num(send_rate, ' msg/s', 0)} offered)",

@@ -2,6 +2,8 @@
 # A throwaway PostgreSQL cluster for the tests: a data folder and a unix socket in one temporary
 # folder, no TCP (listen_addresses=''), trust authentication for local connections, and no
 # fsync (it is deleted afterwards, nothing in it needs to survive a power loss).
+# PG_CLUSTER_OPTIONS adds server options after those (a later -c wins): the benchmarks pass
+# "-c fsync=on -c synchronous_commit=on -c full_page_writes=on" to measure a durable server.
 #
 #   scripts/pg_cluster.sh start [DIR]   initdb + start; prints the DSN (postgresql://...?host=DIR)
 #   scripts/pg_cluster.sh stop DIR      stop the server and delete DIR
@@ -53,7 +55,7 @@ start() {
     as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed (log above)"; }
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-        "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 ${PG_CLUSTER_OPTIONS:-}" \
         >/dev/null || { cat "$dir/server.log" >&2; die "the server did not start (log above)"; }
     echo "postgresql://postgres@/postgres?host=$dir"
 }

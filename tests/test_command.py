@@ -16,13 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("bot", "train", "evaluate", "history", "sandbox"):
+    for name in ("bot", "train", "evaluate", "history", "sandbox", "db"):
         assert f"\n  {name} " in out
 
 
 def test_no_subcommand_prints_the_usage_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
-    assert "usage: sentiment {bot,train,evaluate,history,sandbox}" in capsys.readouterr().err
+    assert "usage: sentiment {bot,train,evaluate,history,sandbox,db}" in capsys.readouterr().err
 
 
 def test_an_unknown_subcommand_is_one_line_naming_the_choices(

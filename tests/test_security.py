@@ -397,6 +397,14 @@ _REVIEWED_FRAGMENTS = {
     "int(busy_timeout * 1000)": "an int, formatted :d (PRAGMA takes no parameters)",
     "SCHEMA_VERSION": "an int constant, formatted :d",
     "APPLICATION_ID": "an int constant, formatted :d",
+    # bot/storage/transfer.py (sentiment db migrate): names of the schema's own tables and
+    # columns, each checked by transfer._identifier() (a plain identifier or a StorageError)
+    "q_table": "a table name of schema.MIGRATIONS, checked by _identifier()",
+    "q_cols": "column names read from that table, each checked by _identifier()",
+    "q_keys": "its key columns, each checked by _identifier()",
+    "q_col": "an identity column of that table, checked by _identifier()",
+    "q_desc": "'key DESC, ...' of its key columns, each checked by _identifier()",
+    "q_marks": "'?, ?, ...': question marks only",
 }
 _INT_FRAGMENTS = {"int(busy_timeout * 1000)", "SCHEMA_VERSION", "APPLICATION_ID"}
 

@@ -11,8 +11,13 @@ What this test guarantees, and how it knows:
   guild is delivered to that guild's shard only, so a per-guild setting is only ever changed by
   the process that serves the guild (the settings cache of that process is the one the change
   went through), and a restarted process reads it back from the database.
-* A member's ``/forget-me`` made through one shard holds in a guild of the other shard, for a
-  process started after it (opt-outs are read from the database when a process starts).
+* A member's ``/forget-me`` made through one shard holds in a guild of the other shard: in the
+  other process while it runs (it re-reads the opt-outs every ``SENTIMENT_SETTINGS_REFRESH_S``,
+  here 0.5 s; the test waits four times that), and in a process started after it (opt-outs are
+  read from the database when a process starts).
+* Each process's ``/metrics`` (``SENTIMENT_HTTP_PORT``) speaks for its own shard only: the
+  gateway gauge and the classified counter carry ``shard="0"`` in shard 0's process and
+  ``shard="1"`` in shard 1's, never the other's.
 * SIGKILL of one process mid-run loses nothing it had told a user: every message it had
   reacted to has its row (a reaction is only added once its prediction is committed). The
   other shard keeps working meanwhile. Restarted, the process identifies again for its shard
@@ -21,8 +26,8 @@ What this test guarantees, and how it knows:
   delivered to the new session (Discord replays missed events only to a RESUME of the same
   session, which a new process cannot do); they get no reaction and no row.
 
-The database is SQLite in WAL mode (two processes on one machine); ``shared_database`` is the
-one place to point it at another engine.
+The test runs on both engines (the ``database`` fixture): one SQLite file in WAL mode (two
+processes on one machine), and one PostgreSQL database (processes on any machines).
 """
 
 from __future__ import annotations
@@ -36,9 +41,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from test_endpoint_e2e import free_port
 
 from bot.storage import ANY_GUILD, HistoryFilter, Storage, StoredPrediction
+from bot.storage.dsn import Dsn
 from fakediscord import FakeDiscord, shard_of
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +59,8 @@ GUILD_A = (1_000_000 << 22) | 1  # shard 0 of 2
 GUILD_B = (1_000_001 << 22) | 1  # shard 1 of 2
 GENERAL_A, GENERAL_B = 920_000_000_000_000_101, 920_000_000_000_000_201
 OWNER, ALICE, BOB = 920_000_000_000_000_301, 920_000_000_000_000_302, 920_000_000_000_000_303
+CAROL = 920_000_000_000_000_304
+REFRESH_S = 0.5  # SENTIMENT_SETTINGS_REFRESH_S of both processes
 POSITIVE = "I absolutely love this, what a wonderful and happy day!"
 NEGATIVE = "This is terrible, I hate it, worst experience ever."
 
@@ -67,9 +78,9 @@ sys.exit(bot.cli.main([]))
 
 
 @pytest.fixture
-def shared_database(tmp_path: Path) -> str:
-    """SENTIMENT_DB for both processes (a fixture over engines would return a URL here)."""
-    return str(tmp_path / "shared.db")
+def shared_database(database: Path | Dsn) -> str:
+    """SENTIMENT_DB for both processes: a SQLite file, or a PostgreSQL address."""
+    return database.reveal() if isinstance(database, Dsn) else str(database)
 
 
 @dataclass
@@ -79,6 +90,7 @@ class Shard:
     shard_id: int
     process: asyncio.subprocess.Process
     log: Path
+    port: int
 
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -88,6 +100,7 @@ class Shard:
 
 
 async def _start(fake: FakeDiscord, folder: Path, database: str, shard_id: int) -> Shard:
+    port = free_port()
     env = {
         **os.environ,
         "DISCORD_TOKEN": TOKEN,
@@ -97,6 +110,8 @@ async def _start(fake: FakeDiscord, folder: Path, database: str, shard_id: int) 
         "SENTIMENT_LOG_LEVEL": "DEBUG",  # discord.py logs each request and event
         "SENTIMENT_TORCH_THREADS": "1",  # two processes on two cores
         "SENTIMENT_PRECISION": "",
+        "SENTIMENT_SETTINGS_REFRESH_S": str(REFRESH_S),
+        "SENTIMENT_HTTP_PORT": str(port),
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -109,7 +124,7 @@ async def _start(fake: FakeDiscord, folder: Path, database: str, shard_id: int) 
             sys.executable, "-c", CHILD, fake.api_base_url, fake.gateway_url,
             cwd=folder, env=env, stdout=out, stderr=out,
         )  # fmt: skip
-    return Shard(shard_id, process, log)
+    return Shard(shard_id, process, log, port)
 
 
 async def _ready(fake: FakeDiscord, shard: Shard) -> None:
@@ -142,13 +157,27 @@ async def _rows(database: str) -> list[StoredPrediction]:
         await storage.close()
 
 
+async def _metrics(shard: Shard) -> dict[str, set[str]]:
+    """The shard labels each sample of the process's /metrics carries, by sample name."""
+    url = f"http://127.0.0.1:{shard.port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if "shard" in sample.labels:
+                labels.setdefault(sample.name, set()).add(sample.labels["shard"])
+    return labels
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord(bot_name="Sentiment Bot") as fake:
         for guild_id, channel_id in ((GUILD_A, GENERAL_A), (GUILD_B, GENERAL_B)):
             guild = fake.add_guild(guild_id, f"guild {guild_id}", owner_id=OWNER)
             guild.add_channel(channel_id, "general")
-            for user_id, name in ((OWNER, "owner"), (ALICE, "alice"), (BOB, "bob")):
+            for user_id, name in ((OWNER, "owner"), (ALICE, "alice"), (BOB, "bob"), (CAROL, "c")):
                 guild.add_member(user_id, name)
         yield fake
 
@@ -226,6 +255,29 @@ async def test_two_shards_in_two_processes_share_one_database(
         rows = await _rows(shared_database)
         assert sorted(r.message_id for r in rows if r.message_id) == sorted(every)
         assert {r.guild_id for r in rows} == {GUILD_A, GUILD_B}
+
+        # Each process's /metrics: its own shard's gateway and texts, never the other's.
+        for shard in (zero, one):
+            labels = await _metrics(shard)
+            mine = {str(shard.shard_id)}
+            assert labels["sentiment_gateway_connected"] == mine, labels
+            assert labels["sentiment_messages_classified_total"] == mine, labels
+
+        # Live across processes: carol's /forget-me through shard 0 (guild A) holds in shard
+        # 1's running process (guild B) once it has re-read the opt-outs.
+        before = await fake.send_message(GENERAL_B, CAROL, POSITIVE)
+        await fake.wait_for(lambda: _reacted(fake, before), WAIT_S)
+        forget = await fake.invoke_slash(
+            "forget-me", user_id=CAROL, channel_id=GENERAL_A, guild_id=GUILD_A
+        )
+        assert "erased 1 prediction" in (await forget.wait_for_reply(timeout=WAIT_S)).text
+        await asyncio.sleep(4 * REFRESH_S)
+        carol_in_b = await fake.send_message(GENERAL_B, CAROL, NEGATIVE)
+        await fake.wait_idle(idle=0.5, timeout=WAIT_S)
+        await asyncio.sleep(2 * REFRESH_S)  # a row written before the refresh would go now
+        assert not _reacted(fake, carol_in_b)
+        assert CAROL not in {r.user_id for r in await _rows(shared_database)}
+        assert one.process.returncode is None and _puts_in(one, carol_in_b) == 0
 
         # Shard 1's process is killed in the middle of a burst of messages.
         burst = [await fake.send_message(GENERAL_B, BOB, POSITIVE) for _ in range(8)]

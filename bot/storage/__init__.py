@@ -31,6 +31,8 @@ Where each job lives:
 * ``postgres.py``: the interface for PostgreSQL (asyncpg, a pool): the shared SQL rewritten,
   batches as one statement, savepoints, what its errors mean; the operator's read-only path.
 * ``pg_schema.py``: the same migrations in PostgreSQL's DDL, run once under an advisory lock.
+* ``transfer.py``: ``sentiment db migrate``: a SQLite file copied into PostgreSQL in batches
+  (every table of the schema, resumable), checked by row counts and a checksum per table.
 * ``dsn.py``: where the database is: a file path, or a PostgreSQL address shown with its
   password masked.
 * ``errors.py``: :class:`StorageError` and :class:`StorageUnavailableError`.
