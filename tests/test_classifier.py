@@ -106,7 +106,7 @@ def test_emoji_are_read(classifier: SentimentClassifier) -> None:
 def test_serving_path_other_than_the_fitted_one_is_warned(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from model.serving import encoder as module
+    from model.serving import paths as module
 
     artifact = load_artifact(default_artifact_path())
     fitted_fp32 = replace(
@@ -129,7 +129,7 @@ def test_serving_path_other_than_the_fitted_one_is_warned(
     )
     save_artifact(fitted_bf16, tmp_path / "bf16.safetensors")
     caplog.clear()
-    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(module, "native_bf16", lambda: False)
     with caplog.at_level("WARNING", logger="model.serving.paths"):
         fallback = SentimentClassifier.load(tmp_path / "bf16.safetensors")
     assert fallback.encoder.spec.precision == "fp32"

@@ -96,20 +96,23 @@ def test_a_cached_int8_start_imports_no_torch(
 ) -> None:
     code = (
         "import sys; from pathlib import Path; from model import SentimentClassifier; "
-        "c = SentimentClassifier.load(precision='int8', serving_cache=Path(sys.argv[1])); "
+        "c = SentimentClassifier.load(precision=sys.argv[2], serving_cache=Path(sys.argv[1])); "
         "p = c.predict('I hate mondays so much'); "
         "print(p.mood, *(m in sys.modules for m in ('torch', 'transformers', 'peft')))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(serving_cache)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=120,
-    )
-    assert out.stdout.split() == ["negative", "False", "False", "False"], out.stderr[-2000:]
-    assert "building" not in out.stderr
+    for precision in ("int8", "auto"):  # auto: once the choice is remembered
+        if precision == "auto":
+            SentimentClassifier.load(serving_cache=serving_cache)  # measures and remembers
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(serving_cache), precision],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            timeout=120,
+        )
+        assert out.stdout.split() == ["negative", "False", "False", "False"], out.stderr[-2000:]
+        assert "building" not in out.stderr
 
 
 # --------------------------------------------------------------------------------------------

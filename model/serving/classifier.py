@@ -153,7 +153,7 @@ class SentimentClassifier:
         torch. With ``language_gate``, text in another language than English is left unread
         (see model/serving/language.py).
         """
-        from model.serving.paths import choose
+        from model.serving.paths import choose, native_bf16
         from model.serving.serving_cache import ServingCache
 
         artifact_path = Path(path).expanduser() if path is not None else default_artifact_path()
@@ -185,11 +185,6 @@ class SentimentClassifier:
                     artifact.encoder.name,
                 )
             return encoder
-
-        def native_bf16() -> bool:
-            from model.serving.encoder import cpu_has_native_bf16
-
-            return cpu_has_native_bf16()
 
         encoder = choose(
             artifact,

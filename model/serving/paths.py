@@ -90,6 +90,17 @@ def cpu_description() -> tuple[str, list[str]]:
     return model, [f for f in _ISA if f in flags]
 
 
+def native_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo
+    without importing torch; where there is no /proc/cpuinfo, torch's own probe."""
+    if Path("/proc/cpuinfo").is_file():
+        flags = cpu_description()[1]
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    from model.serving.encoder import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
+
+
 def throughput(encoder: Any) -> float:
     """Texts a second on :data:`SAMPLE_BATCH` (median of a few rounds, after a warm-up)."""
     ids = encoder.tokenize(SAMPLE_BATCH)
