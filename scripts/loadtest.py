@@ -1,25 +1,29 @@
 #!/usr/bin/env python3
 """Load test: a burst of messages through the fake Discord to the real bot, then the invariants.
 
-Builds guilds, channels and members in a :class:`~fakediscord.FakeDiscord`,
-switches automatic reactions on in every channel and the neutral band off (every guild's band
-is (0.5, 0.5), so every message the bot does not shed gets a reaction, but for those a
-three-way model reads as neutral), runs the real
-``SentimentBot`` (real discord.py over real sockets, real model, real SQLite in a temporary
-folder) and posts ``--messages`` messages from random members in random channels, as fast as
-possible (``--rate 0``) or at a given rate. It waits until every message has its reaction or
-was shed (the inference service's ``shed`` counter), then checks:
+Builds guilds, channels and members in a :class:`~fakediscord.FakeDiscord` served from this
+process, switches automatic reactions on in every channel and the neutral band off (every
+guild's band is (0.5, 0.5), so every message the bot does not shed gets a reaction, but for
+those a three-way model reads as neutral), starts the real ``SentimentBot`` in a process of
+its own (scripts/loadtest_bot.py: real discord.py over real sockets, real model, real SQLite
+in a temporary folder) and posts ``--messages`` messages from random members in random
+channels, as fast as possible (``--rate 0``) or at a given rate. It waits until every message
+has its reaction, was shed (the inference service's ``shed`` counter) or was read as neutral,
+then checks:
 
 * every message was reacted to, shed, or read as neutral (stored, silent): nothing dropped;
 * each reacted message has exactly one reaction (one PUT) and exactly one row in SQLite, and
   the emoji matches the stored label; rows == messages - shed, no duplicates.
 
-Then it times the bare classifier on the same texts (``predict_batch`` in batches of the
-bot's ``max_batch``, and in one call with the encoder's own length-sorted batching) and
-prints the bot's throughput next to it. The exit code is 1 when an invariant fails.
+Then it times the bare classifier on the same texts in this process, once the bot's has
+ended (``predict_batch`` in batches of the bot's ``max_batch``, and in one call with the
+encoder's own length-sorted batching), and prints the bot's throughput next to it: bot / raw
+is the share of the bare classifier's speed the bot keeps while it also reads the gateway,
+stores and reacts. The exit code is 1 when an invariant fails.
 
-Everything runs in one process and one event loop: the event-loop lag (measured inside the
-bot) and the peak RSS include the fake Discord and the load generator, not only the bot.
+The bot's process is the bot alone: its peak RSS, its event-loop lag and the CPU seconds of
+each of its threads during the burst are its own. The fake Discord and the load generator
+still share the machine's cores with it (on a 2-core machine they cost the bot some speed).
 
     .venv/bin/python scripts/loadtest.py --messages 2000
     .venv/bin/python scripts/loadtest.py --messages 10000 --max-queue 10000 --json out.json
@@ -31,7 +35,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import json
 import logging
 import random
@@ -47,17 +50,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from bot.app import create_bot
-from bot.client import SentimentBot
-from bot.config import Secret, Settings
+from bot.config import Settings
 from bot.monitor import percentile
 from bot.storage import DEFAULT_NEGATIVE_EMOJI, DEFAULT_POSITIVE_EMOJI, Storage
-from fakediscord import ClientDiedError, FakeDiscord, running_client
+from fakediscord import FakeDiscord
+from fakediscord.protocol import DEFAULT_TOKEN
 from model import SentimentClassifier
+from model.serving.machine import machine
 from model.settings import ModelSettings
 from model.training.data import DEFAULT_DATA_DIR, DataError, load_labelled
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder: its sibling below
+from loadtest_bot import BotProcess
 
 GUILD_BASE = 910_000_000_000_000_000
 USER_BASE = 920_000_000_000_000_000
@@ -98,7 +102,9 @@ class Report:
     max_queue: int
     texts_source: str
     gc_freeze: bool = False
+    machine: str = ""
     torch_threads: int = 0
+    precision: str = ""
     model_version: str = ""
     completed: bool = False  # every message reacted, shed or read as neutral before the timeout
     sent: int = 0
@@ -108,13 +114,22 @@ class Report:
     shed: int = 0
     silent: int = 0  # read as neutral (a three-way model): stored, no reaction
     burst_seconds: float = 0.0  # first message sent to last reaction
-    throughput: float = 0.0  # reacted messages per second over burst_seconds
+    # Messages answered (reacted to or read as neutral: each one classified and stored, the
+    # work the raw timing does per text) per second over burst_seconds.
+    throughput: float = 0.0
     latency_ms: dict[str, float | None] = field(default_factory=dict)
     loop_lag_ms: dict[str, float | None] = field(default_factory=dict)
-    peak_rss_mib: float = 0.0
+    peak_rss_mib: float = 0.0  # the bot's process
+    # CPU seconds of the bot's threads during the burst, by kind (loadtest_bot.py)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    cpu_wall_seconds: float = 0.0
+    harness_cpu_seconds: float = 0.0  # this process (fake Discord, load generator) meanwhile
     inference: dict[str, Any] = field(default_factory=dict)
     raw_texts: int = 0
     raw_throughput: float | None = None  # predict_batch in batches of max_batch
+    raw_before: float | None = None  # the same, timed before the bot's burst
+    raw_after: float | None = None  # and after it (raw_throughput is over both)
+    raw_cpu_ms: float | None = None  # CPU milliseconds per text of the raw timings
     raw_best_throughput: float | None = None  # one predict_batch call, encoder batching
     ratio: float | None = None  # throughput / raw_throughput
     invariants: dict[str, bool] = field(default_factory=dict)
@@ -141,6 +156,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--max-batch", type=int, default=defaults.max_batch, help="bot's SENTIMENT_MAX_BATCH")
     add("--max-wait-ms", type=float, default=defaults.max_wait_ms, help="SENTIMENT_MAX_WAIT_MS")
     add("--max-queue", type=int, default=defaults.max_queue, help="bot's SENTIMENT_MAX_QUEUE")
+    add(
+        "--prepare-ahead",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.prepare_ahead,
+        help="bot's SENTIMENT_PREPARE_AHEAD",
+    )
     add("--threads", type=int, default=None, help="torch threads (default: torch's)")
     add("--artifact", type=Path, default=None, help="classifier artifact (default: committed)")
     add("--data-dir", type=Path, default=None, help="SST-2 folder [SENTIMENT_DATA_DIR]")
@@ -223,7 +244,6 @@ async def configure(db: Path, guilds: list[Guild]) -> None:
 
 async def run_bot_burst(
     args: argparse.Namespace,
-    classifier: SentimentClassifier,
     plan: list[tuple[int, int, str]],
     report: Report,
 ) -> None:
@@ -233,63 +253,77 @@ async def run_bot_burst(
             guilds = layout(args)
             build_world(fake, guilds)
             await configure(db, guilds)
-            settings = Settings(
-                token=Secret(fake.token or ""),
-                database=db,
-                max_batch=args.max_batch,
-                max_wait_ms=args.max_wait_ms,
-                max_queue=args.max_queue,
-                torch_threads=args.threads,
+            bot = await BotProcess.start(
+                {
+                    "api_base": fake.api_base_url,
+                    "gateway": fake.gateway_url,
+                    "token": fake.token or DEFAULT_TOKEN,
+                    "database": str(db),
+                    "artifact": None if args.artifact is None else str(args.artifact),
+                    "threads": args.threads,
+                    "max_batch": args.max_batch,
+                    "max_wait_ms": args.max_wait_ms,
+                    "max_queue": args.max_queue,
+                    "prepare_ahead": args.prepare_ahead,
+                    "gc_freeze": args.gc_freeze,
+                    "log_level": args.log_level,
+                    "warmup": [text for _, _, text in plan[: args.max_batch]],
+                },
+                Path(tmp),
             )
-            bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
-            sent_at: dict[int, float] = {}
-            # strict=False: problems are collected and reported, not raised half-way.
-            async with running_client(bot, fake, timeout=60.0, strict=False) as runner:
-                await _burst(fake, bot, plan, sent_at, args, report)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(bot.storage.flush(), 30)
-                lag = bot.loop_lag.stats()
-                report.loop_lag_ms = {
-                    "p50": _ms(lag.p50),
-                    "p99": _ms(lag.p99),
-                    "max": _ms(lag.max),
-                    "samples": lag.samples,
-                }
-                report.inference = bot.inference.stats.as_dict()
-                report.shed = bot.inference.stats.shed
-            # The bot is closed here: its writer flushed, every reaction it sent is recorded.
-            if runner.task.done() and not runner.task.cancelled() and runner.task.exception():
-                report.problems.append(f"the client task died: {runner.task.exception()!r}")
-            report.problems += runner.problems()
-            check(fake, db, sent_at, report)
+            try:
+                if await bot.wait(lambda: bot.ready is not None, 300.0):
+                    assert bot.ready is not None
+                    report.model_version = bot.ready["model_version"]
+                    report.precision = bot.ready["precision"]
+                    report.torch_threads = bot.ready["torch_threads"]
+                    sent_at: dict[int, float] = {}
+                    cpu = _process_cpu_seconds()
+                    await _burst(fake, bot, plan, sent_at, args, report)
+                    report.harness_cpu_seconds = round(_process_cpu_seconds() - cpu, 2)
+                    final = await bot.stop()
+                    if final is not None:
+                        _take_final(final, report)
+                    check(fake, db, sent_at, report)
+                else:
+                    report.problems.append(bot.problem or "the bot was not ready within 300 s")
+            finally:
+                await bot.stop()
+            if bot.problem:
+                report.problems.append(bot.problem)
+            report.problems += [
+                f"fake has no route for {r.method} {r.path}" for r in fake.unhandled_requests
+            ]
+            report.problems += [f"fake internal error: {e!r}" for e in fake.internal_errors]
+
+
+def _process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _take_final(final: dict[str, Any], report: Report) -> None:
+    lag = final["loop_lag_s"]
+    report.loop_lag_ms = {q: _ms(lag[q]) for q in ("p50", "p99", "max")}
+    report.loop_lag_ms["samples"] = lag["samples"]
+    report.inference = final["inference"]
+    report.shed = final["shed"]
+    report.peak_rss_mib = final["peak_rss_mib"]
+    report.cpu_seconds = final["cpu_seconds"]
+    report.cpu_wall_seconds = final["cpu_wall_seconds"]
+    report.problems += final["problems"]
 
 
 async def _burst(
     fake: FakeDiscord,
-    bot: SentimentBot,
+    bot: BotProcess,
     plan: list[tuple[int, int, str]],
     sent_at: dict[int, float],
     args: argparse.Namespace,
     report: Report,
 ) -> None:
     total = len(plan)
-    stats = bot.inference.stats
-    # A three-way model reads some messages as neutral and stays silent on them, whatever the
-    # band: count those answers, so the wait below knows no reaction will come for them.
-    silent = [0]
-    classify = bot.mood.classify
-
-    async def counting_classify(*a: Any, **k: Any) -> Any:
-        prediction = await classify(*a, **k)
-        if prediction.mood == "neutral":
-            silent[0] += 1
-        return prediction
-
-    bot.mood.classify = counting_classify  # type: ignore[method-assign]
-    if args.gc_freeze:
-        gc.collect()
-        gc.freeze()
-    bot.loop_lag.reset()  # lag during the burst only, not start-up
+    bot.send("reset")  # lag and CPU during the burst only, not start-up
     start = time.monotonic()
     for i, (channel_id, author_id, text) in enumerate(plan):
         if args.rate > 0:
@@ -304,29 +338,27 @@ async def _burst(
     report.sent = len(sent_at)
     report.send_seconds = time.monotonic() - start
 
-    # Wait (O(1) per wake-up) until every message was reacted to or shed; give up only when
-    # nothing moves for --timeout seconds.
-    def settled() -> bool:
-        return len(fake.reactions) + stats.shed + silent[0] >= total
+    # Wait until every message was reacted to, shed or read as neutral (a three-way model
+    # stays silent on those: the bot's process counts them); give up only when nothing moves
+    # for --timeout seconds.
+    def done() -> int:
+        return len(fake.reactions) + int(bot.progress["shed"]) + int(bot.progress["silent"])
 
     progress, last_move = -1, time.monotonic()
-    while not settled():
-        done = len(fake.reactions) + stats.shed + silent[0]
-        if done != progress:
-            progress, last_move = done, time.monotonic()
+    while done() < total:
+        if done() != progress:
+            progress, last_move = done(), time.monotonic()
         elif time.monotonic() - last_move > args.timeout:
             report.problems.append(
                 f"no progress for {args.timeout:g}s: {len(fake.reactions)} reactions + "
-                f"{stats.shed} shed + {silent[0]} read as neutral of {total} messages"
+                f"{bot.progress['shed']} shed + {bot.progress['silent']} read as neutral of "
+                f"{total} messages"
             )
             return
-        try:
-            await fake.wait_for(settled, timeout=1.0)
-        except TimeoutError:
-            pass
-        except ClientDiedError as exc:
-            report.problems.append(str(exc))
-            return
+        if bot.process.returncode is not None or bot.problem:
+            return  # run_bot_burst reports why
+        with contextlib.suppress(TimeoutError):
+            await fake.wait_for(lambda: done() >= total, timeout=0.5)
     report.completed = True
 
 
@@ -369,7 +401,7 @@ def check(fake: FakeDiscord, db: Path, sent_at: dict[int, float], report: Report
     report.latency_ms = {q: _ms(percentile(latencies, v)) for q, v in _QUANTILES.items()}
     if reactions and sent_at:
         report.burst_seconds = max(r.time for r in reactions) - min(sent_at.values())
-        report.throughput = len(reactions) / report.burst_seconds
+        report.throughput = (len(reactions) + report.silent) / report.burst_seconds
 
 
 _QUANTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
@@ -380,30 +412,43 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def time_raw(
-    classifier: SentimentClassifier, texts: list[str], max_batch: int, report: Report
-) -> None:
-    """Texts per second of the bare classifier on the same texts (after the bot run: warm).
+    classifier: SentimentClassifier, texts: list[str], max_batch: int, *, one_call: bool = False
+) -> tuple[float, float, float | None]:
+    """Seconds the bare classifier takes on ``texts`` in batches of ``max_batch``, the CPU
+    seconds that took (this process's threads: nothing else runs here meanwhile) and, with
+    ``one_call``, the seconds of one ``predict_batch`` call (length-sorted encoder batches).
 
     Runs in one worker thread, as the bot's inference service runs the model: calling torch
     from the main thread measured 2-3x slower here on a busy 2-core machine (OpenMP).
     """
-    if not texts:
-        return
 
-    def timed() -> tuple[float, float]:
-        started = time.perf_counter()
+    def timed() -> tuple[float, float, float | None]:
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(texts), max_batch):
             classifier.predict_batch(texts[i : i + max_batch])
-        batched = time.perf_counter() - started
+        batched, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if not one_call:
+            return batched, cpu, None
         started = time.perf_counter()
         classifier.predict_batch(texts)
-        return batched, time.perf_counter() - started
+        return batched, cpu, time.perf_counter() - started
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raw") as pool:
-        batched, best = pool.submit(timed).result()
-    report.raw_texts = len(texts)
-    report.raw_throughput = len(texts) / batched
-    report.raw_best_throughput = len(texts) / best
+        return pool.submit(timed).result()
+
+
+def take_raw(
+    report: Report, texts: int, before: float, after: float, best: float | None, cpu: float
+) -> None:
+    """The raw figures from the timings before and after the bot's burst (seconds; ``cpu``:
+    CPU seconds of both): the rate is over both, so that a machine that got busier or quieter
+    meanwhile errs neither way."""
+    report.raw_texts = texts
+    report.raw_cpu_ms = round(cpu * 1000.0 / (2 * texts), 2)
+    report.raw_before = texts / before
+    report.raw_after = texts / after
+    report.raw_throughput = 2 * texts / (before + after)
+    report.raw_best_throughput = None if best is None else texts / best
     if report.throughput:
         report.ratio = report.throughput / report.raw_throughput
 
@@ -426,11 +471,19 @@ def render(report: Report, args: argparse.Namespace) -> str:
     pace = "as fast as possible" if args.rate <= 0 else f"at {args.rate:g} msg/s"
     lat, lag, inf = report.latency_ms, report.loop_lag_ms, report.inference
     send_rate = report.sent / report.send_seconds if report.send_seconds else None
+    cpu = report.cpu_seconds
+    busy = sum(cpu.values())
+    answered = report.reactions + report.silent
+    per_message = busy * 1000 / answered if answered and cpu else None
+    cores = f"{busy / report.cpu_wall_seconds:.2f} cores" if report.cpu_wall_seconds else "-"
     lines = [
         f"Load test: {report.messages:,} messages from {args.members} members in each of "
         f"{args.guilds} guilds x {args.channels} channels, sent {pace}",
         f"  bot: max_batch {report.max_batch}, max_wait {report.max_wait_ms:g} ms, max_queue "
-        f"{report.max_queue}; model {report.model_version}, torch threads {report.torch_threads}",
+        f"{report.max_queue}, prepare ahead {'on' if args.prepare_ahead else 'off'}; "
+        f"model {report.model_version} ({report.precision}), torch threads "
+        f"{report.torch_threads}",
+        f"  machine: {report.machine}",
         "  neutral band off: every guild's band is (0.5, 0.5), so every message that is not "
         "shed gets a reaction (a three-way model: every one it does not read as neutral)",
         f"  texts: {report.texts_source}",
@@ -442,18 +495,30 @@ def render(report: Report, args: argparse.Namespace) -> str:
         f"  {'read as neutral (silent)':<28}{report.silent:>10,}",
         f"  {'shed (queue full)':<28}{report.shed:>10,}",
         f"  {'throughput':<28}{num(report.throughput, ' msg/s'):>10}   "
-        f"(reacted messages, first send to last reaction: {report.burst_seconds:.1f} s)",
+        f"(messages reacted to or read as neutral, first send to last reaction: "
+        f"{report.burst_seconds:.1f} s)",
         f"  {'raw classifier':<28}{num(report.raw_throughput, ' texts/s'):>10}   "
-        f"(predict_batch, batches of {report.max_batch}, same {report.raw_texts:,} texts)",
+        f"(predict_batch, batches of {report.max_batch}, same {report.raw_texts:,} texts; "
+        f"{num(report.raw_before, '', 1)} before the burst, {num(report.raw_after, '', 1)} "
+        "after)",
         f"  {'bot / raw':<28}{num(report.ratio, 'x', 2):>10}",
         f"  {'raw, best batching':<28}{num(report.raw_best_throughput, ' texts/s'):>10}   "
         "(one predict_batch call: length-sorted encoder batches)",
         f"  {'latency p50 / p95 / p99':<28}{num(lat.get('p50'))} / {num(lat.get('p95'))} / "
         f"{num(lat.get('p99'))} ms   (message sent to reaction received)",
         f"  {'event-loop lag p99':<28}{num(lag.get('p99'))} ms   (p50 {num(lag.get('p50'))}, "
-        f"max {num(lag.get('max'))}; measured inside the bot, shared with the fake)",
+        f"max {num(lag.get('max'))}; the bot's own loop)",
         f"  {'peak RSS':<28}{num(report.peak_rss_mib, ' MiB', 0):>10}   "
-        "(whole process: bot, model, fake Discord and load generator)",
+        "(the bot's process, model loaded, through the burst)",
+        f"  {'bot CPU during the burst':<28}{busy:>8,.1f} s   ({cores} of "
+        f"{report.cpu_wall_seconds:.1f} s: "
+        + ", ".join(f"{kind} {seconds:,.1f}" for kind, seconds in cpu.items())
+        + ")",
+        f"  {'CPU per message':<28}{num(per_message, ' ms', 2):>10}   (bot: "
+        + ", ".join(f"{kind} {s * 1000 / answered:.2f}" for kind, s in cpu.items() if s)
+        + f"; raw classifier {num(report.raw_cpu_ms, ' ms', 2)} a text)",
+        f"  {'fake Discord + load CPU':<28}{report.harness_cpu_seconds:>8,.1f} s   "
+        "(the load test's own process, meanwhile: the same cores)",
         f"  {'model calls':<28}{inf.get('batches', 0):>10,}   (mean batch "
         f"{inf.get('mean_batch_size', 0):.1f}, max {inf.get('max_batch_seen', 0)})",
         "",
@@ -487,19 +552,20 @@ def main(
         texts_source=source,
         gc_freeze=args.gc_freeze,
     )
-    if classifier is None:
-        classifier = SentimentClassifier.load(args.artifact, threads=args.threads)
-    report.model_version = classifier.version
-    report.torch_threads = torch.get_num_threads()
+    report.machine = machine().describe()
     plan = make_plan(args, texts)
-    classifier.predict_batch([text for _, _, text in plan[: args.max_batch]])  # warm up
-    try:
-        asyncio.run(run_bot_burst(args, classifier, plan, report))
-    finally:
-        gc.unfreeze()  # no-op without --gc-freeze
-    report.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     raw_n = args.messages if args.raw_messages is None else args.raw_messages
-    time_raw(classifier, [text for _, _, text in plan[:raw_n]], args.max_batch, report)
+    raw_texts = [text for _, _, text in plan[:raw_n]]
+    before = cpu_before = 0.0
+    if raw_texts:  # timed before and after the burst, never beside the bot's process
+        if classifier is None:
+            classifier = SentimentClassifier.load(args.artifact, threads=args.threads)
+        classifier.predict_batch([text for _, _, text in plan[: args.max_batch]])  # warm up
+        before, cpu_before, _ = time_raw(classifier, raw_texts, args.max_batch)
+    asyncio.run(run_bot_burst(args, plan, report))
+    if raw_texts and classifier is not None:
+        after, cpu_after, best = time_raw(classifier, raw_texts, args.max_batch, one_call=True)
+        take_raw(report, len(raw_texts), before, after, best, cpu_before + cpu_after)
     print(render(report, args))
     if args.json is not None:
         args.json.write_text(

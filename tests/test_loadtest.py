@@ -85,6 +85,12 @@ def test_burst_every_message_gets_one_row_and_one_reaction(
     assert report["reactions"] > 50
     assert all(report["invariants"].values()) and len(report["invariants"]) >= 5
     assert report["raw_texts"] == 32 and report["raw_throughput"]
+    # The bot runs in a process of its own: its figures are its own.
+    assert report["raw_before"] and report["raw_after"] and report["ratio"]
+    assert report["peak_rss_mib"] > 100  # the bot's process holds the model
+    assert {"event loop", "model thread"} <= set(report["cpu_seconds"])
+    assert report["harness_cpu_seconds"] > 0 and report["machine"]
+    assert f"machine: {report['machine']}" in text and "bot CPU during the burst" in text
 
 
 def test_a_tiny_queue_sheds_but_loses_nothing(
