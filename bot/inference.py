@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Protocol, Self, TypeGuard, TypeVar, runtime_checkable
 
 from bot.monitor import percentile
 from model import Prediction
@@ -52,6 +52,7 @@ __all__ = [
     "Predictor",
     "PreparingPredictor",
     "ServiceClosed",
+    "splits_its_work",
 ]
 
 DEFAULT_MAX_BATCH = 32
@@ -81,6 +82,15 @@ class PreparingPredictor(Predictor, Protocol):
     def prepare(self, texts: Sequence[str]) -> Any: ...
 
     def predict_prepared(self, prepared: Any) -> Sequence[Prediction]: ...
+
+
+def splits_its_work(predictor: Predictor) -> TypeGuard[PreparingPredictor]:
+    """Whether ``predictor``'s class itself defines both stages. A wrapper that forwards
+    other attributes (``__getattr__``) but has its own ``predict_batch`` (a slower one in a
+    test, say) is run through that ``predict_batch``, never around it."""
+    return all(
+        callable(getattr(type(predictor), name, None)) for name in ("prepare", "predict_prepared")
+    )
 
 
 class InferenceObserver(Protocol):
@@ -232,7 +242,7 @@ class InferenceService:
         # The first stage's thread: the model's thread is never kept waiting for tokenising.
         self._preparer: concurrent.futures.ThreadPoolExecutor | None = None
         self._stages: PreparingPredictor | None = None
-        if prepare_ahead and isinstance(predictor, PreparingPredictor):
+        if prepare_ahead and splits_its_work(predictor):
             self._stages = predictor
             self._preparer = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="prepare"

@@ -20,6 +20,7 @@ from bot.inference import (
     InferenceService,
     PreparingPredictor,
     ServiceClosed,
+    splits_its_work,
 )
 from model import Prediction, SentimentClassifier
 
@@ -117,9 +118,37 @@ def texts(n: int) -> list[str]:
     return ["x" * k for k in range(1, n + 1)]  # distinct lengths: distinct answers
 
 
-def test_the_classifier_and_the_fake_are_preparing_predictors() -> None:
+class Wrapper:
+    """Forwards everything to a staged predictor but has a predict_batch of its own."""
+
+    def __init__(self, base: StagedPredictor) -> None:
+        self._base = base
+        self.own_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+    def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
+        self.own_calls += 1
+        return self._base.predict_batch(texts)
+
+
+def test_the_classifier_and_the_fake_split_their_work() -> None:
     assert isinstance(StagedPredictor(), PreparingPredictor)
     assert issubclass(SentimentClassifier, PreparingPredictor)
+    assert splits_its_work(StagedPredictor())
+    assert not splits_its_work(Wrapper(StagedPredictor()))
+
+
+async def test_a_wrapper_with_its_own_predict_batch_is_run_through_it(
+    services: list[tuple[InferenceService, StagedPredictor]],
+) -> None:
+    base = StagedPredictor()
+    wrapper = Wrapper(base)
+    service = InferenceService(wrapper, max_batch=2, max_wait_ms=0)
+    services.append((service, base))
+    assert await service.predict_many(texts(3)) == [expected(t) for t in texts(3)]
+    assert wrapper.own_calls == 2 and base.stage("prepare") == []
 
 
 async def test_the_next_full_batch_is_prepared_while_the_model_runs(
