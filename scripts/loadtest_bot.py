@@ -125,6 +125,7 @@ def thread_cpu_seconds() -> dict[str, float]:
 
     Kinds: ``event loop`` (the main thread: discord.py, the bot's handlers, the storage
     writer's task), ``model thread`` (the inference service's thread, ``inference_*``),
+    ``prepare thread`` (its first stage under a backlog: language gate, normaliser, tokenizer),
     ``torch workers`` (threads Python does not know: torch's OpenMP pool), ``sqlite`` (the
     database connections' threads) and ``other``. Empty where ``/proc/self/task`` is missing.
     """
@@ -152,6 +153,8 @@ def _kind(name: str | None) -> str:
         return "event loop"
     if name.startswith("inference"):
         return "model thread"
+    if name.startswith("prepare"):
+        return "prepare thread"
     if "connection_worker" in name:
         return "sqlite"
     return "other"
