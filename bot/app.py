@@ -71,6 +71,7 @@ async def open_parts(settings: Settings, *, classifier: SentimentClassifier | No
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
             observer=metrics,
+            prepare_ahead=settings.prepare_ahead,
         )
         await inference.start()
     except BaseException:

@@ -129,6 +129,9 @@ class Settings(ClassifierSettings):
         5.0, "SENTIMENT_MAX_WAIT_MS", "milliseconds from 0 to 1000", ge=0.0, le=1000.0
     )
     max_queue: int = variable(1000, "SENTIMENT_MAX_QUEUE", WHOLE, ge=1)
+    # Prepare (language gate, normaliser, tokenizer) the next batch on a thread of its own while
+    # the model runs this one (bot/inference.py); false: one model call per batch.
+    prepare_ahead: bool = variable(True, "SENTIMENT_PREPARE_AHEAD", "true or false")
     # None: keep forever (the variable's 0)
     retention_days: Annotated[int | None, AfterValidator(_zero_is_forever)] = variable(
         90, "SENTIMENT_RETENTION_DAYS", "a whole number >= 1 or 0", ge=0

@@ -5,6 +5,13 @@ concurrent requests into micro-batches (up to ``max_batch`` texts, or ``max_wait
 the oldest waiting text arrived, whichever comes first) and runs ``predictor.predict_batch``
 in an executor, so the event loop never runs the model.
 
+A predictor that splits its work (:class:`PreparingPredictor`: ``prepare`` is the language
+gate, normaliser and tokenizer, ``predict_prepared`` the encoder) gets a two-stage pipeline:
+each batch is prepared on a thread of its own, and while the model runs batch N, batch N+1 is
+prepared, when a full batch is already waiting (a backlog: under lighter load the next batch
+keeps growing while the model works, as without the pipeline). Answers, errors and shutdown
+are per batch either way: a failure in either stage answers only that batch's callers.
+
 Two lanes share one bound. Sheddable requests (automatic reactions) are refused at once with
 :class:`Overloaded` when ``max_queue`` texts are already waiting; non-sheddable ones (slash
 commands, context menus) are always queued and are served first. A model exception answers
@@ -28,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeGuard, TypeVar, runtime_checkable
 
 from bot.monitor import percentile
 from model import Prediction
@@ -43,7 +50,9 @@ __all__ = [
     "InferenceStats",
     "Overloaded",
     "Predictor",
+    "PreparingPredictor",
     "ServiceClosed",
+    "splits_its_work",
 ]
 
 DEFAULT_MAX_BATCH = 32
@@ -61,6 +70,27 @@ class Predictor(Protocol):
     """
 
     def predict_batch(self, texts: Sequence[str]) -> Sequence[Prediction]: ...
+
+
+@runtime_checkable
+class PreparingPredictor(Predictor, Protocol):
+    """A :class:`Predictor` whose work splits in two stages the service can overlap:
+    ``predict_prepared(prepare(texts))`` must equal ``predict_batch(texts)``. ``prepare``
+    runs on the service's preparing thread, ``predict_prepared`` on the model's thread; each
+    is called one at a time, and a batch is prepared before the model gets it."""
+
+    def prepare(self, texts: Sequence[str]) -> Any: ...
+
+    def predict_prepared(self, prepared: Any) -> Sequence[Prediction]: ...
+
+
+def splits_its_work(predictor: Predictor) -> TypeGuard[PreparingPredictor]:
+    """Whether ``predictor``'s class itself defines both stages. A wrapper that forwards
+    other attributes (``__getattr__``) but has its own ``predict_batch`` (a slower one in a
+    test, say) is run through that ``predict_batch``, never around it."""
+    return all(
+        callable(getattr(type(predictor), name, None)) for name in ("prepare", "predict_prepared")
+    )
 
 
 class InferenceObserver(Protocol):
@@ -99,7 +129,8 @@ class InferenceStats:
     """Live counters for ``/stats``, logs and load tests. Counts are in texts unless named.
 
     ``queue_depth`` is the number of texts waiting (not yet handed to the model);
-    ``in_flight`` the number in the batch the model is running now. The two deques hold the
+    ``in_flight`` the number handed on: in the batch the model is running now, and in the
+    next one while it is prepared ahead. The two deques hold the
     most recent model-call durations and request latencies (enqueue to answer), in seconds.
     """
 
@@ -150,6 +181,15 @@ class InferenceStats:
 
 
 @dataclass(eq=False, slots=True)
+class _Staged:
+    """A batch on its way to the model: ``prepared`` resolves to what the model takes and
+    the seconds preparing it took."""
+
+    batch: list[_Request]
+    prepared: asyncio.Future[tuple[Any, float]]
+
+
+@dataclass(eq=False, slots=True)
 class _Request:
     text: str
     future: asyncio.Future[Prediction]
@@ -162,7 +202,10 @@ class InferenceService:
 
     ``executor`` defaults to a one-thread pool named ``inference`` that the service owns and
     shuts down in :meth:`close` (torch parallelises inside one call; one model call runs at a
-    time). An executor passed in is left running for its owner.
+    time). An executor passed in is left running for its owner. A
+    :class:`PreparingPredictor` also gets a one-thread pool named ``prepare`` (owned by the
+    service) for its first stage, unless ``prepare_ahead`` is False: then each batch is one
+    ``predict_batch`` call on the model's thread.
 
     The worker starts with :meth:`start` (or ``async with``), or on the first request.
     """
@@ -176,6 +219,7 @@ class InferenceService:
         max_queue: int = DEFAULT_MAX_QUEUE,
         executor: concurrent.futures.Executor | None = None,
         observer: InferenceObserver | None = None,
+        prepare_ahead: bool = True,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be a whole number of texts >= 1, got {max_batch!r}")
@@ -195,6 +239,14 @@ class InferenceService:
                 max_workers=1, thread_name_prefix="inference"
             )
         )
+        # The first stage's thread: the model's thread is never kept waiting for tokenising.
+        self._preparer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._stages: PreparingPredictor | None = None
+        if prepare_ahead and splits_its_work(predictor):
+            self._stages = predictor
+            self._preparer = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="prepare"
+            )
         self.stats = InferenceStats()
         self._observer = observer
         self._priority: deque[_Request] = deque()  # non-sheddable: commands, context menus
@@ -203,6 +255,8 @@ class InferenceService:
         self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._in_flight: list[_Request] = []
+        self._ahead: _Staged | None = None  # the next batch, being prepared
+        self._model_busy = False  # the model's thread is running a batch
         self._closing = False
         self._executor_shut = False
         self._jobs: set[asyncio.Future[Any]] = set()  # run() calls not finished yet
@@ -240,7 +294,7 @@ class InferenceService:
             except TimeoutError:
                 log.warning(
                     "inference service: %d texts still unanswered after %ss; giving up on them",
-                    self._depth + len(self._in_flight),
+                    self._depth + len(self._in_flight) + len(self._ahead_requests()),
                     timeout,
                 )
                 worker.cancel()
@@ -255,6 +309,8 @@ class InferenceService:
             # The worker is done, so no call is pending (unless abandoned after the timeout):
             # never block the loop on a thread.
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._preparer is not None:
+            self._preparer.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -355,6 +411,8 @@ class InferenceService:
         self.stats.queue_depth = self._depth
         if count and self._arrived is not None:
             self._arrived.set()
+        if self._model_busy:
+            self._take_ahead()
         return futures
 
     def _on_done(self, request: _Request, future: asyncio.Future[Prediction]) -> None:
@@ -431,34 +489,73 @@ class InferenceService:
     async def _run(self) -> None:
         try:
             while True:
-                first = await self._next_first()
-                if first is None:
-                    return
-                batch = await self._collect(first)
+                staged, self._ahead = self._ahead, None
+                if staged is None:
+                    first = await self._next_first()
+                    if first is None:
+                        return
+                    staged = self._stage(await self._collect(first))
                 try:
-                    await self._run_batch(batch)
+                    await self._run_batch(staged)
                 except Exception as exc:  # a bug here must not kill the worker
                     log.exception("inference worker: unexpected error; failing the batch")
-                    self._fail(batch, InferenceError(f"inference failed: {exc}"), exc)
+                    self._fail(staged.batch, InferenceError(f"inference failed: {exc}"), exc)
         finally:
             # Cancelled (close timed out, loop shutting down): nobody may be left hanging.
             self._fail_all(ServiceClosed("the inference service shut down before answering"))
 
-    async def _run_batch(self, batch: list[_Request]) -> None:
+    def _stage(self, batch: list[_Request]) -> _Staged:
+        """Start preparing ``batch`` on the preparing thread (without one: nothing to do)."""
         texts = [request.text for request in batch]
+        loop = asyncio.get_running_loop()
+        if self._preparer is None or self._stages is None:
+            prepared: asyncio.Future[tuple[Any, float]] = loop.create_future()
+            prepared.set_result((texts, 0.0))
+        else:
+            prepared = loop.run_in_executor(self._preparer, _timed, self._stages.prepare, texts)
+        return _Staged(batch, prepared)
+
+    def _take_ahead(self) -> None:
+        """While the model runs, start preparing the next batch if a full one is waiting."""
+        if self._preparer is None or self._ahead is not None or self._depth < self.max_batch:
+            return
+        batch: list[_Request] = []
+        while len(batch) < self.max_batch and (request := self._pop()) is not None:
+            batch.append(request)
+        if batch:
+            self._ahead = self._stage(batch)
+            self.stats.in_flight = len(self._in_flight) + len(batch)
+
+    def _ahead_requests(self) -> list[_Request]:
+        return [] if self._ahead is None else list(self._ahead.batch)
+
+    async def _run_batch(self, staged: _Staged) -> None:
+        batch = staged.batch
         stats = self.stats
         stats.batches += 1
         stats.batched += len(batch)
         stats.max_batch_seen = max(stats.max_batch_seen, len(batch))
         self._in_flight = batch
-        stats.in_flight = len(batch)
+        stats.in_flight = len(batch) + len(self._ahead_requests())
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
         try:
             try:
-                predictions = list(
-                    await loop.run_in_executor(self._executor, self._predictor.predict_batch, texts)
+                prepared, prepare_seconds = await staged.prepared
+                call: Callable[[Any], Sequence[Prediction]] = (
+                    self._predictor.predict_batch
+                    if self._stages is None
+                    else self._stages.predict_prepared
                 )
+                running = loop.run_in_executor(self._executor, _timed, call, prepared)
+                self._model_busy = True
+                self._take_ahead()  # prepared while the model runs (or once a batch is waiting)
+                try:
+                    answers, model_seconds = await running
+                finally:
+                    self._model_busy = False
+                predictions = list(answers)
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:
                 stats.errors += 1
                 if self._observer is not None:
@@ -472,7 +569,7 @@ class InferenceService:
                     exc,
                 )
                 return
-            seconds = time.perf_counter() - started
+            seconds = prepare_seconds + model_seconds
             stats.batch_seconds.append(seconds)
             if self._observer is not None:
                 self._observer.batch(len(batch), seconds)
@@ -506,7 +603,7 @@ class InferenceService:
             raise
         finally:
             self._in_flight = []
-            stats.in_flight = 0
+            stats.in_flight = len(self._ahead_requests())
 
     # -- failing callers -------------------------------------------------------------------
 
@@ -523,9 +620,18 @@ class InferenceService:
             request.future.set_exception(own)
 
     def _fail_all(self, error: Exception) -> None:
-        leftover = list(self._in_flight)
+        leftover = list(self._in_flight) + self._ahead_requests()
+        if self._ahead is not None:
+            self._ahead.prepared.cancel()  # its outcome (even an error) is nobody's now
         self._in_flight = []
+        self._ahead = None
         self.stats.in_flight = 0
         while (request := self._pop()) is not None:
             leftover.append(request)
         self._fail(leftover, error, None)
+
+
+def _timed(call: Callable[[Any], T], argument: Any) -> tuple[T, float]:
+    """``call(argument)`` and the seconds it took (run in a worker thread)."""
+    started = time.perf_counter()
+    return call(argument), time.perf_counter() - started

@@ -61,16 +61,10 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 def machine_line() -> str:
-    """The CPU, how many of its CPUs this process may use, and the ISA extensions the kernels
-    can use (VNNI for int8, AVX512-BF16/AMX for bf16)."""
-    from model.serving.paths import cpu_description
+    """The CPU, the cores this process may use, and the instruction sets the paths use."""
+    from model.serving.machine import machine
 
-    model, flags = cpu_description()
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return f"machine: {model}, {cpus} CPUs, ISA {' '.join(flags) or 'none of note'}"
+    return f"machine: {machine().describe()}"
 
 
 def data_dir(flag: str | None) -> Path:

@@ -75,10 +75,9 @@ def main() -> int:
     if args.serving_cache:
         env["SENTIMENT_SERVING_CACHE"] = args.serving_cache
 
-    from model.serving.paths import cpu_description
+    from model.serving.machine import machine
 
-    model, flags = cpu_description()
-    print(f"machine: {model}, {os.cpu_count()} CPUs, ISA {' '.join(flags)}")
+    print(f"machine: {machine().describe()}")
     first = run_once(args.precision, env)
     print(
         f"first start (may build the serving cache): {first['ready_s']:.2f} s, "

@@ -178,3 +178,29 @@ def test_loading_the_bot_loads_no_training_module() -> None:
     loaded = json.loads(run.stdout)
     assert "model.serving.classifier" in loaded  # the probe sees what the bot loads
     assert [m for m in loaded if m.startswith("model.training")] == []
+
+
+def test_prepare_then_predict_prepared_is_predict_batch(classifier: SentimentClassifier) -> None:
+    texts = [
+        "I love this so much",
+        "",
+        "   ",
+        "\u200b\u200b",  # no known token
+        "Je ne sais pas du tout ce que tu veux dire par là, mon ami.",  # another language
+        "the plot is a mess and the acting is wooden",
+        "what a wonderful surprise 🎉",
+    ]
+    prepared = classifier.prepare(texts)
+    assert len(prepared) == len(texts)
+    assert prepared.rows == (0, 5, 6)  # the texts the encoder will read, in order
+    assert prepared.unread[1] is prepared.unread[2] is EMPTY_PREDICTION
+    assert prepared.unread[3] is not None and prepared.unread[3].unread == "unknown"
+    assert prepared.unread[4] is not None and prepared.unread[4].unread == "language:fr"
+    calls = classifier.encoder.calls
+    assert classifier.prepare(texts[1:5]).ids == ()  # nothing for the encoder to read
+    assert classifier.encoder.calls == calls  # preparing never runs the encoder
+
+    assert classifier.predict_prepared(prepared) == classifier.predict_batch(texts)
+    band = (0.2, 0.99)
+    assert classifier.predict_prepared(prepared, band) == classifier.predict_batch(texts, band=band)
+    assert classifier.predict_prepared(classifier.prepare([])) == []

@@ -108,6 +108,22 @@ def threshold(label: str, band: tuple[float, float]) -> float:
     return high if label == "positive" else 1.0 - low
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Texts made ready for the encoder (:meth:`SentimentClassifier.prepare`).
+
+    ``unread[i]`` is text i's answer when the model will not read it (empty, another language,
+    no known token), else None; ``rows`` are the indices of the texts it reads, ``ids`` their
+    token ids, in the same order."""
+
+    unread: tuple[Prediction | None, ...]
+    rows: tuple[int, ...]
+    ids: tuple[list[int], ...]
+
+    def __len__(self) -> int:
+        return len(self.unread)
+
+
 EMPTY_PREDICTION = Prediction(label="neutral", p_positive=0.5, in_band=True, unread="empty")
 # Text with no token the encoder knows (invisible characters only, say).
 UNREAD_PREDICTION = replace(EMPTY_PREDICTION, unread="unknown")
@@ -225,9 +241,16 @@ class SentimentClassifier:
     def predict_batch(
         self, texts: Sequence[str], *, band: tuple[float, float] | None = None
     ) -> list[Prediction]:
-        """One :class:`Prediction` per text, in order. ``band`` overrides the artifact's."""
-        band = band if band is not None else self.artifact.band
-        out = [EMPTY_PREDICTION] * len(texts)
+        """One :class:`Prediction` per text, in order. ``band`` overrides the artifact's.
+
+        The same as ``predict_prepared(prepare(texts), band)``."""
+        return self.predict_prepared(self.prepare(texts), band)
+
+    def prepare(self, texts: Sequence[str]) -> Prepared:
+        """The work before the encoder, on one thread (no torch): the language gate, the chat
+        normaliser and the tokenizer. A caller may prepare the next batch while
+        :meth:`predict_prepared` runs the model on this one."""
+        out: list[Prediction | None] = [EMPTY_PREDICTION] * len(texts)
         candidates = [i for i, t in enumerate(texts) if t.strip()]
         if self.language_gate is not None and candidates:
             languages = self.language_gate.foreign([texts[i] for i in candidates])
@@ -239,17 +262,29 @@ class SentimentClassifier:
                     out[i] = replace(UNREAD_PREDICTION, unread=f"language:{language}")
             candidates = kept
         ids = self.encoder.tokenize([texts[i] for i in candidates])
-        readable = []
+        rows, readable = [], []
         for i, x in zip(candidates, ids, strict=True):
             if self.encoder.readable(x):
-                readable.append((i, x))
+                out[i] = None
+                rows.append(i)
+                readable.append(x)
             else:
                 out[i] = UNREAD_PREDICTION
-        if readable:
-            probs = self.class_probabilities(self.encoder.encode_ids([x for _, x in readable]))
-            for (i, _), row in zip(readable, probs, strict=True):
-                out[i] = self._prediction(row, band)
-        return out
+        return Prepared(tuple(out), tuple(rows), tuple(readable))
+
+    def predict_prepared(
+        self, prepared: Prepared, band: tuple[float, float] | None = None
+    ) -> list[Prediction]:
+        """The predictions for texts :meth:`prepare` made ready: runs the encoder."""
+        band = band if band is not None else self.artifact.band
+        read: dict[int, NDArray[np.float64]] = {}
+        if prepared.ids:
+            probs = self.class_probabilities(self.encoder.encode_ids(prepared.ids))
+            read = dict(zip(prepared.rows, probs, strict=True))
+        return [
+            unread if unread is not None else self._prediction(read[i], band)
+            for i, unread in enumerate(prepared.unread)
+        ]
 
     def _prediction(self, row: NDArray[np.float64], band: tuple[float, float]) -> Prediction:
         labels = self.artifact.labels

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from model.serving.artifact import Artifact
+from model.serving.machine import machine
 from model.serving.serving_cache import ServingCache, file_digest
 from model.serving.spec import PRECISIONS, EncoderError, Precision
 
@@ -55,47 +54,26 @@ TIMING_ROUNDS = 3
 
 
 def machine_key() -> str:
-    """What makes timings differ between machines: CPU model, the ISA extensions the kernels
-    use, CPUs available, and the engines' versions."""
-    model, flags = cpu_description()
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
+    """What makes timings differ between machines: CPU model, its flags, the cores this process
+    may use, and the engines' versions."""
+    here = machine()
     versions = []
     for dist in ("torch", "onnxruntime"):
         try:
             versions.append(f"{dist}={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{dist}=none")
-    text = f"{model}|{','.join(flags)}|{cpus}|{'|'.join(versions)}"
+    flags = ",".join(sorted(here.flags or ()))
+    text = f"{here.cpu}|{flags}|{here.cores}|{'|'.join(versions)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-_ISA = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-
-
-def cpu_description() -> tuple[str, list[str]]:
-    """The CPU's model name and which of the ISA extensions that matter here it has."""
-    model, flags = platform.processor() or platform.machine(), set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:  # not Linux: the model name alone
-        pass
-    return model, [f for f in _ISA if f in flags]
 
 
 def native_bf16() -> bool:
     """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo
     without importing torch; where there is no /proc/cpuinfo, torch's own probe."""
-    if Path("/proc/cpuinfo").is_file():
-        flags = cpu_description()[1]
-        return "avx512_bf16" in flags or "amx_bf16" in flags
+    here = machine()
+    if here.flags is not None:
+        return bool(here.has("avx512_bf16") or here.has("amx_bf16"))
     from model.serving.encoder import cpu_has_native_bf16
 
     return cpu_has_native_bf16()
@@ -178,7 +156,8 @@ def choose(
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(
-            json.dumps({"chosen": chosen, "texts_per_s": figures, "cpu": cpu_description()}) + "\n",
+            json.dumps({"chosen": chosen, "texts_per_s": figures, "machine": machine().describe()})
+            + "\n",
             encoding="utf-8",
         )
         where = f"remembered in {record}"
