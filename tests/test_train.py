@@ -253,7 +253,12 @@ def test_finetune_through_the_command(
     out = capsys.readouterr().out
     assert "tuned.finetune.png" in out
     adapter = output.with_suffix(".adapter")
-    assert sorted(p.name for p in adapter.iterdir()) == [ADAPTER_CONFIG, ADAPTER_WEIGHTS]
+    # the adapter's two files, and how it was tuned (outside the adapter's digest)
+    assert sorted(p.name for p in adapter.iterdir()) == [
+        ADAPTER_CONFIG,
+        ADAPTER_WEIGHTS,
+        "finetune.json",
+    ]
     report = json.loads(output.with_suffix(".report.json").read_text())
     tuned = report["training"]["finetune"]
     assert tuned["steps"] == 4 and tuned["rows"] == 64 and tuned["finetune_on"] == "sentences"
@@ -269,6 +274,8 @@ def test_finetune_through_the_command(
     again = tmp_path / "again.safetensors"
     assert train_main([*argv, "--adapter", str(adapter), "--output", str(again)]) == 0
     assert load_artifact(again).version == load_artifact(output).version
+    # which still records how its encoder was tuned
+    assert load_artifact(again).training["finetune"] == tuned
 
 
 def test_finetune_mistakes_give_one_clear_line(
