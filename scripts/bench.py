@@ -6,7 +6,7 @@ Paths, all with the bundled all-MiniLM-L6-v2 (mean pooling, L2-normalised):
   a  one-at-a-time   each sentence alone through transformers (fp32): what one chat message costs
   b  tutorial        the whole set padded to its longest sentence, large batches (fp32)
   c  st              sentence_transformers.SentenceTransformer(...).encode(batch_size=64)
-  d  ours            model.Encoder on its default path (bf16 where the CPU has it natively):
+  d  ours            model.Encoder, torch's auto path (bf16 where the CPU has it natively):
                      one tokeniser call, length-sorted batches of 64, padded per batch
   e  ours-fp32       model.Encoder forced to fp32, for reference
   f  ours-int8       the int8 serving path (model/serving/int8.py): ONNX Runtime, every Linear
@@ -53,7 +53,7 @@ PATHS = {
     "a": "one-at-a-time (transformers, fp32)",
     "b": "tutorial: pad to longest, batches of 256 (fp32)",
     "c": "sentence-transformers encode(batch_size=64)",
-    "d": "ours (default path)",
+    "d": "ours, torch auto (bf16 if native)",
     "e": "ours, fp32",
     "f": "ours, int8 (ONNX Runtime)",
 }
