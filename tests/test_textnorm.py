@@ -119,6 +119,16 @@ def test_any_text_normalises_to_text_without_emoji_or_markup(text: str) -> None:
     assert normalize_chat(out) == out or "`" in out or "|" in out or ":" in out
 
 
+def test_no_emoji_is_plain_ascii() -> None:
+    """normalize_chat skips its emoji scans on ASCII text; that is only the same rewrite while
+    every emoji the emoji package knows has a code point beyond ASCII (a digit or ``#`` alone
+    is not one: keycaps carry U+FE0F U+20E3)."""
+    import emoji
+
+    assert not [e for e in emoji.EMOJI_DATA if e.isascii()]
+    assert emoji.emoji_count("#1 * 0 9") == 0
+
+
 def test_normaliser_names() -> None:
     assert NORMALIZERS == ("none", "chat")
     assert get_normalizer("none")("I love 😍") == "I love 😍"
