@@ -9,11 +9,18 @@ How it is quantised, and why this way (figures in the README's Speed section):
   own dynamic quantiser takes one scale for the whole batch tensor, which made a text's
   embedding depend on its neighbours (cosine 0.96-0.98 between alone and batched); its static
   quantiser (scales calibrated once) lost too much on this encoder (cosine to fp32 down to 0.35).
-- **Kernels**: ``MatMulInteger`` with uint8 activations (the int8 values shifted by a zero
-  point of 128) and int8 weights, which MLAS runs with VNNI where the CPU has it; int8 x int8
-  takes a slow path. Attention scores, softmax, LayerNorm and GELU stay fp32.
-- ONNX Runtime's ``MatMulIntegerToFloatFusion`` assumes one activation scale per tensor and
-  fuses this graph wrongly, so it is switched off (:data:`DISABLED_OPTIMIZERS`).
+- **Kernels**: ``MatMulIntegerToFloat`` with uint8 activations (the int8 values shifted by a
+  zero point of 128) and int8 weights, which MLAS runs with VNNI where the CPU has it (int8 x
+  int8 takes a slow path), the weight's column scales applied as the int32 sums are converted;
+  the row scales are one ``Mul`` after it. Attention scores, softmax, LayerNorm and GELU stay
+  fp32, as ONNX Runtime's own graph optimisations leave them: its transformer fusions
+  (``SkipLayerNormalization``, ``MultiHeadAttention``, ``BiasGelu``) were measured slower on
+  this CPU.
+- ONNX Runtime's ``MatMulIntegerToFloatFusion`` assumes one activation scale per tensor; it
+  fused the first version of this graph (``MatMulInteger``, ``Cast``, ``Mul``) wrongly, so it
+  stays switched off (:data:`DISABLED_OPTIMIZERS`).
+- :data:`~model.serving.spec.INT8_GRAPH` numbers the graph's arithmetic: embeddings cached for
+  one version are never mixed with another's, and serving caches of an older one are rebuilt.
 
 Building (:func:`build`) needs torch and the ``onnx`` package; running (:class:`Int8Session`)
 needs only numpy and onnxruntime, so a serving process that loads a built model never imports
@@ -93,21 +100,32 @@ def build(model: torch.nn.Module, target: Path, *, pooling: str, normalize: bool
 def quantise_linear_layers(model: Any) -> int:
     """Rewrite, in place, every ``MatMul`` of the ONNX ``model`` whose right side is a constant
     matrix (a Linear layer's weight) into per-row int8 x per-column int8 (see the module's
-    docstring). An activation feeding several layers (query, key, value) is quantised once."""
-    from onnx import TensorProto, helper, numpy_helper
+    docstring). An activation feeding several layers (query, key, value) is quantised once.
+
+    Each activation ``x`` (``[..., K]``) is flattened to token rows ``[M, K]``; its per-row scale
+    is ``max|x| / 127`` and one ``QuantizeLinear`` (per axis 0: a scale and a zero point of 128
+    per row) makes the uint8 rows. Each layer is then one ``MatMulIntegerToFloat`` (the int32
+    sums times the weight's column scales, in one pass), one ``Mul`` by the row scales and a
+    ``Reshape`` back to ``[..., N]``: three passes over the data where the first version of this
+    graph took eight element-wise ones (Speed in the README has the figures)."""
+    from onnx import helper, numpy_helper
 
     graph = model.graph
     weights = {init.name: init for init in graph.initializer}
-    graph.initializer.extend(
-        [
-            helper.make_tensor("i8_eps", TensorProto.FLOAT, [], [_EPS]),
-            helper.make_tensor("i8_127", TensorProto.FLOAT, [], [127.0]),
-            helper.make_tensor("i8_inv127", TensorProto.FLOAT, [], [1 / 127.0]),
-            helper.make_tensor("i8_128", TensorProto.FLOAT, [], [128.0]),
-            helper.make_tensor("i8_zero_point", TensorProto.UINT8, [], [128]),
-        ]
-    )
-    quantised: dict[str, tuple[str, str]] = {}  # activation -> (uint8 tensor, per-row scale)
+    constants: dict[str, Any] = {}
+
+    def const(name: str, value: NDArray[Any]) -> str:
+        if name not in constants:
+            constants[name] = numpy_helper.from_array(value, name)
+        return name
+
+    const("i8_eps", np.array(_EPS, np.float32))
+    const("i8_inv127", np.array(1 / 127.0, np.float32))
+    const("i8_one", np.array(1.0, np.float32))
+    const("i8_zero_point", np.array(128, np.uint8))
+    const("i8_zero_points", np.array([128], np.uint8))
+    const("i8_axis1", np.array([1], np.int64))
+    quantised: dict[str, str] = {}  # activation -> the prefix of its quantised rows
     nodes = []
     count = 0
     for node in graph.node:
@@ -116,41 +134,55 @@ def quantise_linear_layers(model: Any) -> int:
             nodes.append(node)
             continue
         w = numpy_helper.to_array(weight).astype(np.float32)  # in x out
+        k, n = w.shape
         w_scale = (np.maximum(np.abs(w).max(axis=0), _EPS) / 127.0).astype(np.float32)
         w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
         p = f"i8_l{count}_"
         count += 1
-        graph.initializer.extend(
-            [numpy_helper.from_array(w_q, p + "w"), numpy_helper.from_array(w_scale, p + "ws")]
-        )
+        const(p + "w", w_q)
+        const(p + "ws", w_scale)
         x, y = node.input[0], node.output[0]
         if x not in quantised:
             a = f"i8_a{len(quantised)}_"
             nodes += [
-                helper.make_node("Abs", [x], [a + "abs"]),
-                helper.make_node("ReduceMax", [a + "abs"], [a + "max"], axes=[-1], keepdims=1),
+                helper.make_node("Shape", [x], [a + "lead"], end=-1),
+                helper.make_node(
+                    "Reshape", [x, const(f"i8_rows{k}", np.array([-1, k]))], [a + "x"]
+                ),
+                helper.make_node("Abs", [a + "x"], [a + "abs"]),
+                helper.make_node("ReduceMax", [a + "abs"], [a + "max"], axes=[1], keepdims=0),
                 helper.make_node("Max", [a + "max", "i8_eps"], [a + "max1"]),
-                helper.make_node("Div", ["i8_127", a + "max1"], [a + "inv"]),
                 helper.make_node("Mul", [a + "max1", "i8_inv127"], [a + "scale"]),
-                helper.make_node("Mul", [x, a + "inv"], [a + "scaled"]),
-                helper.make_node("Round", [a + "scaled"], [a + "round"]),
-                helper.make_node("Add", [a + "round", "i8_128"], [a + "shift"]),
-                helper.make_node("Cast", [a + "shift"], [a + "q"], to=TensorProto.UINT8),
+                helper.make_node("Shape", [a + "scale"], [a + "m"]),
+                helper.make_node("Expand", ["i8_zero_points", a + "m"], [a + "zp"]),
+                helper.make_node(
+                    "QuantizeLinear", [a + "x", a + "scale", a + "zp"], [a + "q"], axis=0
+                ),
+                helper.make_node("Unsqueeze", [a + "scale", "i8_axis1"], [a + "col"]),
             ]
-            quantised[x] = (a + "q", a + "scale")
-        x_q, x_scale = quantised[x]
+            quantised[x] = a
+        a = quantised[x]
         nodes += [
-            helper.make_node("MatMulInteger", [x_q, p + "w", "i8_zero_point"], [p + "acc"]),
-            helper.make_node("Cast", [p + "acc"], [p + "accf"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", [p + "accf", p + "ws"], [p + "cols"]),
-            helper.make_node("Mul", [p + "cols", x_scale], [y]),
+            helper.make_node(
+                "MatMulIntegerToFloat",
+                [a + "q", p + "w", "i8_one", p + "ws", "i8_zero_point"],
+                [p + "sums"],
+                domain="com.microsoft",
+            ),
+            helper.make_node("Mul", [p + "sums", a + "col"], [p + "y"]),
+            helper.make_node(
+                "Concat", [a + "lead", const(f"i8_cols{n}", np.array([n]))], [p + "shape"], axis=0
+            ),
+            helper.make_node("Reshape", [p + "y", p + "shape"], [y]),
         ]
     used = {name for node in nodes for name in node.input}
     kept = [init for init in graph.initializer if init.name in used]
     del graph.initializer[:]
-    graph.initializer.extend(kept)
+    graph.initializer.extend(kept + [t for name, t in constants.items() if name in used])
     del graph.node[:]
     graph.node.extend(nodes)
+    if not any(op.domain == "com.microsoft" for op in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return count
 
 

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from model.serving.int8 import INT8_MODEL_FILE, TOKENIZER_FILE, Int8Session
 from model.serving.spec import (
     CHARS_PER_TOKEN_CAP,
+    INT8_GRAPH,
     EncoderError,
     EncoderSpec,
     clean_text,
@@ -45,7 +46,7 @@ from model.serving.textnorm import NormalizerError, get_normalizer
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = INT8_GRAPH  # the layout of an entry and the int8 graph's version
 META_FILE = "meta.json"
 
 

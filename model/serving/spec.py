@@ -24,6 +24,10 @@ Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 # What a user may ask for: a numeric path, or auto (checked here, and by the settings' type).
 PrecisionChoice = Literal["auto", Precision]
+# the int8 path's graph (model/serving/int8.py); a new number whenever its arithmetic changes,
+# so embeddings cached from one version are not mixed with another's (2: QuantizeLinear per
+# row and MatMulIntegerToFloat, where 1 spelled the same quantisation out element-wise)
+INT8_GRAPH = 2
 PRECISION_CHOICES: tuple[PrecisionChoice, ...] = get_args(PrecisionChoice)
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
@@ -157,6 +161,8 @@ def encoder_cache_key(fingerprint: str, spec: EncoderSpec) -> str:
     settings = f"{spec.pooling}|{spec.max_length}|{int(spec.normalize)}"
     if spec.precision != "fp32":
         settings += f"|{spec.precision}"
+    if spec.precision == "int8" and INT8_GRAPH > 1:
+        settings += f"|graph{INT8_GRAPH}"
     if spec.text_normalizer != "none":
         settings += f"|{spec.text_normalizer}"
     return hashlib.sha256(f"{fingerprint}|{settings}".encode()).hexdigest()[:32]
