@@ -26,6 +26,7 @@ from bot.inference import InferenceService
 from bot.metrics import BotMetrics
 from bot.storage import Storage
 from model import SentimentClassifier, threshold
+from model.settings import ClassifierSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,7 @@ async def open_parts(settings: Settings, *, classifier: SentimentClassifier | No
     )
     try:
         if classifier is None:
-            classifier = await asyncio.to_thread(
-                SentimentClassifier.load,
-                settings.artifact,
-                batch_size=settings.encoder_batch_size,
-                threads=settings.torch_threads,
-                precision=settings.precision,
-                serving_cache=settings.serving_cache,
-            )
+            classifier = await asyncio.to_thread(load_classifier, settings)
         _log_model(classifier)
         storage.start_writer()
         metrics = BotMetrics()
@@ -78,6 +72,19 @@ async def open_parts(settings: Settings, *, classifier: SentimentClassifier | No
         await storage.close()
         raise
     return Parts(classifier, storage, inference, metrics)
+
+
+def load_classifier(settings: ClassifierSettings) -> SentimentClassifier:
+    """The classifier as the bot serves it: SENTIMENT_ARTIFACT, SENTIMENT_BATCH_SIZE,
+    SENTIMENT_TORCH_THREADS, SENTIMENT_PRECISION and SENTIMENT_SERVING_CACHE (the load test
+    times the bare classifier loaded the same way)."""
+    return SentimentClassifier.load(
+        settings.artifact,
+        batch_size=settings.encoder_batch_size,
+        threads=settings.torch_threads,
+        precision=settings.precision,
+        serving_cache=settings.serving_cache,
+    )
 
 
 async def create_bot(

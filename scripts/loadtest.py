@@ -21,6 +21,7 @@ prints the bot's throughput next to it. The exit code is 1 when an invariant fai
 
 Everything runs in one process and one event loop: the event-loop lag (measured inside the
 bot) and the peak RSS include the fake Discord and the load generator, not only the bot.
+scripts/loadtest_bot.py runs the same load test with the bot in a process of its own.
 
     .venv/bin/python scripts/loadtest.py --messages 2000
     .venv/bin/python scripts/loadtest.py --messages 10000 --max-queue 10000 --json out.json
@@ -42,20 +43,19 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_db, beside this script
 from bench_db import BenchDatabases, add_db_argument, fetch_rows
+from bot_process import count_neutral
 
 from bot.app import create_bot
 from bot.client import SentimentBot
 from bot.config import Secret, Settings
-from bot.monitor import percentile
+from bot.monitor import LagStats, percentile
 from bot.storage import DEFAULT_NEGATIVE_EMOJI, DEFAULT_POSITIVE_EMOJI, Storage
 from bot.storage.dsn import Dsn
 from fakediscord import ClientDiedError, FakeDiscord, running_client
@@ -130,13 +130,14 @@ class Report:
         return self.completed and all(self.invariants.values()) and not self.problems
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def make_parser(
+    prog: str = "loadtest",
+    description: str = "Burst of messages through the fake Discord to the real bot; prints "
+    "throughput, latency, event-loop lag, peak RSS and checks that no message was lost.",
+) -> argparse.ArgumentParser:
+    """The load test's flags (scripts/loadtest_bot.py adds its own to them)."""
     defaults = Settings()
-    parser = argparse.ArgumentParser(
-        prog="loadtest",
-        description="Burst of messages through the fake Discord to the real bot; prints "
-        "throughput, latency, event-loop lag, peak RSS and checks that no message was lost.",
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     add = parser.add_argument
     add("--messages", type=int, default=10_000, help="messages to send (default 10000)")
     add("--guilds", type=int, default=3, help="guilds (default 3)")
@@ -165,6 +166,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--json", type=Path, default=None, help="also write every figure to this JSON file")
     add("--log-level", default="WARNING", help="log level of the bot and discord.py")
     add_db_argument(parser)
+    return parser
+
+
+def parse_args(
+    argv: Sequence[str] | None, parser: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
+    """The flags of :func:`make_parser` (or of ``parser``, built by it), checked."""
+    parser = parser or make_parser()
     args = parser.parse_args(argv)
     for name in ("messages", "guilds", "channels", "members", "max_batch", "max_queue"):
         if getattr(args, name) < 1:
@@ -227,12 +236,12 @@ async def configure(db: Path | Dsn, guilds: list[Guild]) -> None:
         await storage.close()
 
 
-async def run_bot_burst(
-    args: argparse.Namespace,
-    classifier: SentimentClassifier,
-    plan: list[tuple[int, int, str]],
-    report: Report,
-) -> None:
+@contextlib.asynccontextmanager
+async def world(
+    args: argparse.Namespace, report: Report
+) -> AsyncIterator[tuple[FakeDiscord, Path | Dsn, Path]]:
+    """The fake Discord serving the guilds of ``args`` and a fresh database of ``--db`` set up
+    for them; yields (the fake, the database, a temporary folder for the run)."""
     with (
         tempfile.TemporaryDirectory(prefix="loadtest-") as tmp,
         BenchDatabases(args.db, Path(tmp)) as databases,
@@ -243,35 +252,39 @@ async def run_bot_burst(
             guilds = layout(args)
             build_world(fake, guilds)
             await configure(db, guilds)
-            settings = Settings(
-                token=Secret(fake.token or ""),
-                database=db,
-                max_batch=args.max_batch,
-                max_wait_ms=args.max_wait_ms,
-                max_queue=args.max_queue,
-                torch_threads=args.threads,
-            )
-            bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
-            sent_at: dict[int, float] = {}
-            # strict=False: problems are collected and reported, not raised half-way.
-            async with running_client(bot, fake, timeout=60.0, strict=False) as runner:
-                await _burst(fake, bot, plan, sent_at, args, report)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(bot.storage.flush(), 30)
-                lag = bot.loop_lag.stats()
-                report.loop_lag_ms = {
-                    "p50": _ms(lag.p50),
-                    "p99": _ms(lag.p99),
-                    "max": _ms(lag.max),
-                    "samples": lag.samples,
-                }
-                report.inference = bot.inference.stats.as_dict()
-                report.shed = bot.inference.stats.shed
-            # The bot is closed here: its writer flushed, every reaction it sent is recorded.
-            if runner.task.done() and not runner.task.cancelled() and runner.task.exception():
-                report.problems.append(f"the client task died: {runner.task.exception()!r}")
-            report.problems += runner.problems()
-            check(fake, db, sent_at, report)
+            yield fake, db, Path(tmp)
+
+
+async def run_bot_burst(
+    args: argparse.Namespace,
+    classifier: SentimentClassifier,
+    plan: list[tuple[int, int, str]],
+    report: Report,
+) -> None:
+    async with world(args, report) as (fake, db, _):
+        settings = Settings(
+            token=Secret(fake.token or ""),
+            database=db,
+            max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+            max_queue=args.max_queue,
+            torch_threads=args.threads,
+        )
+        bot = await create_bot(settings, classifier=classifier, guild_ready_timeout=0.1)
+        sent_at: dict[int, float] = {}
+        # strict=False: problems are collected and reported, not raised half-way.
+        async with running_client(bot, fake, timeout=60.0, strict=False) as runner:
+            await _burst(fake, bot, plan, sent_at, args, report)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bot.storage.flush(), 30)
+            report.loop_lag_ms = lag_ms(bot.loop_lag.stats())
+            report.inference = bot.inference.stats.as_dict()
+            report.shed = bot.inference.stats.shed
+        # The bot is closed here: its writer flushed, every reaction it sent is recorded.
+        if runner.task.done() and not runner.task.cancelled() and runner.task.exception():
+            report.problems.append(f"the client task died: {runner.task.exception()!r}")
+        report.problems += runner.problems()
+        check(fake, db, sent_at, report)
 
 
 async def _burst(
@@ -282,24 +295,26 @@ async def _burst(
     args: argparse.Namespace,
     report: Report,
 ) -> None:
-    total = len(plan)
     stats = bot.inference.stats
     # A three-way model reads some messages as neutral and stays silent on them, whatever the
     # band: count those answers, so the wait below knows no reaction will come for them.
-    silent = [0]
-    classify = bot.mood.classify
-
-    async def counting_classify(*a: Any, **k: Any) -> Any:
-        prediction = await classify(*a, **k)
-        if prediction.mood == "neutral":
-            silent[0] += 1
-        return prediction
-
-    bot.mood.classify = counting_classify  # type: ignore[method-assign]
+    silent = count_neutral(bot)
     if args.gc_freeze:
         gc.collect()
         gc.freeze()
     bot.loop_lag.reset()  # lag during the burst only, not start-up
+    await send_plan(fake, plan, sent_at, args, report)
+    await settle(fake, len(plan), args, report, shed=lambda: stats.shed, silent=lambda: silent[0])
+
+
+async def send_plan(
+    fake: FakeDiscord,
+    plan: list[tuple[int, int, str]],
+    sent_at: dict[int, float],
+    args: argparse.Namespace,
+    report: Report,
+) -> None:
+    """Post every message of ``plan`` (at ``--rate``), noting when each was sent."""
     start = time.monotonic()
     for i, (channel_id, author_id, text) in enumerate(plan):
         if args.rate > 0:
@@ -314,21 +329,36 @@ async def _burst(
     report.sent = len(sent_at)
     report.send_seconds = time.monotonic() - start
 
-    # Wait (O(1) per wake-up) until every message was reacted to or shed; give up only when
-    # nothing moves for --timeout seconds.
+
+async def settle(
+    fake: FakeDiscord,
+    total: int,
+    args: argparse.Namespace,
+    report: Report,
+    *,
+    shed: Callable[[], int],
+    silent: Callable[[], int],
+    gone: Callable[[], bool] = lambda: False,
+) -> None:
+    """Wait (O(1) per wake-up) until every one of ``total`` messages was reacted to, shed or
+    read as neutral (``shed``, ``silent``: the bot's counts so far); give up when nothing moves
+    for --timeout seconds, or when the bot is ``gone`` (its caller says why)."""
+
     def settled() -> bool:
-        return len(fake.reactions) + stats.shed + silent[0] >= total
+        return len(fake.reactions) + shed() + silent() >= total
 
     progress, last_move = -1, time.monotonic()
     while not settled():
-        done = len(fake.reactions) + stats.shed + silent[0]
+        done = len(fake.reactions) + shed() + silent()
         if done != progress:
             progress, last_move = done, time.monotonic()
         elif time.monotonic() - last_move > args.timeout:
             report.problems.append(
                 f"no progress for {args.timeout:g}s: {len(fake.reactions)} reactions + "
-                f"{stats.shed} shed + {silent[0]} read as neutral of {total} messages"
+                f"{shed()} shed + {silent()} read as neutral of {total} messages"
             )
+            return
+        if gone():
             return
         try:
             await fake.wait_for(settled, timeout=1.0)
@@ -388,31 +418,48 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 1)
 
 
+def lag_ms(lag: LagStats) -> dict[str, float | None]:
+    """The event-loop lag's quantiles in milliseconds, and its number of samples."""
+    return {"p50": _ms(lag.p50), "p99": _ms(lag.p99), "max": _ms(lag.max), "samples": lag.samples}
+
+
+@dataclass(frozen=True)
+class RawTiming:
+    seconds: float  # predict_batch over the texts in batches of max_batch
+    cpu_seconds: float  # CPU seconds of this process meanwhile (nothing else runs in it then)
+    one_call_seconds: float | None  # one predict_batch call on them all (when asked)
+
+
 def time_raw(
-    classifier: SentimentClassifier, texts: list[str], max_batch: int, report: Report
-) -> None:
-    """Texts per second of the bare classifier on the same texts (after the bot run: warm).
+    classifier: SentimentClassifier, texts: list[str], max_batch: int, *, one_call: bool = False
+) -> RawTiming:
+    """The bare classifier on the bot's texts, in batches of the bot's ``max_batch`` (and, with
+    ``one_call``, in one call: the encoder's own length-sorted batching).
 
     Runs in one worker thread, as the bot's inference service runs the model: calling torch
     from the main thread measured 2-3x slower here on a busy 2-core machine (OpenMP).
     """
-    if not texts:
-        return
 
-    def timed() -> tuple[float, float]:
-        started = time.perf_counter()
+    def timed() -> RawTiming:
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(texts), max_batch):
             classifier.predict_batch(texts[i : i + max_batch])
-        batched = time.perf_counter() - started
+        batched, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if not one_call:
+            return RawTiming(batched, cpu, None)
         started = time.perf_counter()
         classifier.predict_batch(texts)
-        return batched, time.perf_counter() - started
+        return RawTiming(batched, cpu, time.perf_counter() - started)
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raw") as pool:
-        batched, best = pool.submit(timed).result()
-    report.raw_texts = len(texts)
-    report.raw_throughput = len(texts) / batched
-    report.raw_best_throughput = len(texts) / best
+        return pool.submit(timed).result()
+
+
+def take_raw(report: Report, texts: int, seconds: float, one_call: float | None) -> None:
+    """The raw figures: ``texts`` in ``seconds`` (batches of max_batch) and in ``one_call``."""
+    report.raw_texts = texts
+    report.raw_throughput = texts / seconds
+    report.raw_best_throughput = None if one_call is None else texts / one_call
     if report.throughput:
         report.ratio = report.throughput / report.raw_throughput
 
@@ -428,10 +475,32 @@ def make_plan(args: argparse.Namespace, texts: list[str]) -> list[tuple[int, int
     return plan
 
 
-def render(report: Report, args: argparse.Namespace) -> str:
-    def num(value: float | None, unit: str = "", digits: int = 1) -> str:
-        return "-" if value is None else f"{value:,.{digits}f}{unit}"
+# What a figure of :func:`render` means, where scripts/loadtest_bot.py says otherwise.
+NOTES = {
+    "throughput": "reacted messages",
+    "lag": "measured inside the bot, shared with the fake",
+    "rss": "whole process: bot, model, fake Discord and load generator",
+}
 
+
+def num(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def render(
+    report: Report,
+    args: argparse.Namespace,
+    *,
+    notes: dict[str, str] = NOTES,
+    about: Sequence[str] = (),
+    raw_note: str = "",
+    more: Sequence[str] = (),
+) -> str:
+    """The report as text; scripts/loadtest_bot.py gives its own ``notes`` and adds lines
+    ``about`` the bot, a ``raw_note`` and ``more`` figures."""
+    threads = (
+        f"torch threads {report.torch_threads}" if report.torch_threads else "torch not imported"
+    )
     pace = "as fast as possible" if args.rate <= 0 else f"at {args.rate:g} msg/s"
     lat, lag, inf = report.latency_ms, report.loop_lag_ms, report.inference
     send_rate = report.sent / report.send_seconds if report.send_seconds else None
@@ -439,7 +508,8 @@ def render(report: Report, args: argparse.Namespace) -> str:
         f"Load test: {report.messages:,} messages from {args.members} members in each of "
         f"{args.guilds} guilds x {args.channels} channels, sent {pace}",
         f"  bot: max_batch {report.max_batch}, max_wait {report.max_wait_ms:g} ms, max_queue "
-        f"{report.max_queue}; model {report.model_version}, torch threads {report.torch_threads}",
+        f"{report.max_queue}; model {report.model_version}, {threads}",
+        *about,
         "  neutral band off: every guild's band is (0.5, 0.5), so every message that is not "
         "shed gets a reaction (a three-way model: every one it does not read as neutral)",
         f"  texts: {report.texts_source}",
@@ -452,20 +522,21 @@ def render(report: Report, args: argparse.Namespace) -> str:
         f"  {'read as neutral (silent)':<28}{report.silent:>10,}",
         f"  {'shed (queue full)':<28}{report.shed:>10,}",
         f"  {'throughput':<28}{num(report.throughput, ' msg/s'):>10}   "
-        f"(reacted messages, first send to last reaction: {report.burst_seconds:.1f} s)",
+        f"({notes['throughput']}, first send to last reaction: {report.burst_seconds:.1f} s)",
         f"  {'raw classifier':<28}{num(report.raw_throughput, ' texts/s'):>10}   "
-        f"(predict_batch, batches of {report.max_batch}, same {report.raw_texts:,} texts)",
+        f"(predict_batch, batches of {report.max_batch}, same {report.raw_texts:,} texts"
+        f"{raw_note})",
         f"  {'bot / raw':<28}{num(report.ratio, 'x', 2):>10}",
         f"  {'raw, best batching':<28}{num(report.raw_best_throughput, ' texts/s'):>10}   "
         "(one predict_batch call: length-sorted encoder batches)",
         f"  {'latency p50 / p95 / p99':<28}{num(lat.get('p50'))} / {num(lat.get('p95'))} / "
         f"{num(lat.get('p99'))} ms   (message sent to reaction received)",
         f"  {'event-loop lag p99':<28}{num(lag.get('p99'))} ms   (p50 {num(lag.get('p50'))}, "
-        f"max {num(lag.get('max'))}; measured inside the bot, shared with the fake)",
-        f"  {'peak RSS':<28}{num(report.peak_rss_mib, ' MiB', 0):>10}   "
-        "(whole process: bot, model, fake Discord and load generator)",
+        f"max {num(lag.get('max'))}; {notes['lag']})",
+        f"  {'peak RSS':<28}{num(report.peak_rss_mib, ' MiB', 0):>10}   ({notes['rss']})",
         f"  {'model calls':<28}{inf.get('batches', 0):>10,}   (mean batch "
         f"{inf.get('mean_batch_size', 0):.1f}, max {inf.get('max_batch_seen', 0)})",
+        *more,
         "",
         f"invariants: {'PASS' if report.ok else 'FAIL'}",
     ]
@@ -478,14 +549,14 @@ def render(report: Report, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main(
-    argv: Sequence[str] | None = None, *, classifier: SentimentClassifier | None = None
-) -> int:
-    """Run the load test; ``classifier`` may be passed in (tests share one)."""
-    args = parse_args(argv)
+R = TypeVar("R", bound=Report)
+
+
+def start(args: argparse.Namespace, kind: type[R]) -> tuple[R, list[tuple[int, int, str]]]:
+    """Logging set up, the report (of ``kind``) begun and the plan of messages."""
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING))
     texts, source = load_texts(args.data_dir)
-    report = Report(
+    report = kind(
         messages=args.messages,
         guilds=args.guilds,
         channels_per_guild=args.channels,
@@ -497,25 +568,47 @@ def main(
         texts_source=source,
         gc_freeze=args.gc_freeze,
     )
+    return report, make_plan(args, texts)
+
+
+def raw_texts_of(args: argparse.Namespace, plan: list[tuple[int, int, str]]) -> list[str]:
+    """The texts of the bare-classifier timing (--raw-messages of the plan's)."""
+    raw_n = args.messages if args.raw_messages is None else args.raw_messages
+    return [text for _, _, text in plan[:raw_n]]
+
+
+def finish(report: Report, text: str, args: argparse.Namespace) -> int:
+    """Print ``text``, write the report to --json; the exit code (1: an invariant failed)."""
+    print(text)
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps({**asdict(report), "ok": report.ok}, indent=2) + "\n", encoding="utf-8"
+        )
+    return 0 if report.ok else 1
+
+
+def main(
+    argv: Sequence[str] | None = None, *, classifier: SentimentClassifier | None = None
+) -> int:
+    """Run the load test; ``classifier`` may be passed in (tests share one)."""
+    args = parse_args(argv)
+    report, plan = start(args, Report)
     if classifier is None:
         classifier = SentimentClassifier.load(args.artifact, threads=args.threads)
+    import torch  # here: scripts/loadtest_bot.py reuses this module and may serve without it
+
     report.model_version = classifier.version
     report.torch_threads = torch.get_num_threads()
-    plan = make_plan(args, texts)
     classifier.predict_batch([text for _, _, text in plan[: args.max_batch]])  # warm up
     try:
         asyncio.run(run_bot_burst(args, classifier, plan, report))
     finally:
         gc.unfreeze()  # no-op without --gc-freeze
     report.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    raw_n = args.messages if args.raw_messages is None else args.raw_messages
-    time_raw(classifier, [text for _, _, text in plan[:raw_n]], args.max_batch, report)
-    print(render(report, args))
-    if args.json is not None:
-        args.json.write_text(
-            json.dumps({**asdict(report), "ok": report.ok}, indent=2) + "\n", encoding="utf-8"
-        )
-    return 0 if report.ok else 1
+    if raw_texts := raw_texts_of(args, plan):
+        timing = time_raw(classifier, raw_texts, args.max_batch, one_call=True)
+        take_raw(report, len(raw_texts), timing.seconds, timing.one_call_seconds)
+    return finish(report, render(report, args), args)
 
 
 if __name__ == "__main__":

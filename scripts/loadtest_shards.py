@@ -38,6 +38,7 @@ sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 
 import aiohttp  # noqa: E402
 from bench_db import BenchDatabases, add_db_argument, bench_databases, fetch_rows  # noqa: E402
+from bot_process import peak_rss_mib  # noqa: E402
 
 from bot.storage import ANY_GUILD, HistoryFilter, Storage  # noqa: E402
 from bot.storage.dsn import Dsn  # noqa: E402
@@ -210,14 +211,6 @@ async def wait_rows(storage: Storage, target: int, timeout: float) -> bool:
             return False
         await asyncio.sleep(0.05)
     return True
-
-
-def peak_rss_mib(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 async def send(fake: FakeDiscord, plan: list[tuple[int, int, str]]) -> None:

@@ -1,4 +1,5 @@
-"""scripts/loadtest.py on a small burst: the invariants hold and every figure is printed.
+"""scripts/loadtest.py (and scripts/loadtest_bot.py, the bot in a process of its own) on a
+small burst: the invariants hold and every figure is printed.
 
 No timing is asserted: speed is what the script measures, not what a test checks.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -33,14 +35,23 @@ FIGURES = (
 )
 
 
-@pytest.fixture(scope="module")
-def loadtest() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("loadtest", SCRIPT)
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["loadtest"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def loadtest() -> ModuleType:
+    return _script("loadtest")
+
+
+@pytest.fixture(scope="module")
+def loadtest_bot(loadtest: ModuleType) -> ModuleType:
+    return _script("loadtest_bot")
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +125,59 @@ def test_bad_arguments_exit_with_a_message(
         loadtest.main(["--messages", "0"])
     assert exc.value.code == 2
     assert "--messages must be >= 1" in capsys.readouterr().err
+
+
+def test_the_bot_in_a_process_of_its_own_reports_its_own_figures(
+    loadtest_bot: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.json"
+    rc = loadtest_bot.main(
+        [
+            *("--messages", "200", "--guilds", "2", "--channels", "2", "--members", "5"),
+            *("--raw-messages", "64", "--timeout", "30", "--json", str(out)),
+        ]
+    )
+    text = capsys.readouterr().out
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert rc == 0, text
+    assert "invariants: PASS" in text and "FAIL" not in text
+    assert report["ok"] is True and report["completed"] is True
+    assert report["sent"] == 200 and report["shed"] == 0
+    assert report["rows"] == report["reactions"] + report["silent"] == 200
+    assert all(report["invariants"].values()) and len(report["invariants"]) >= 5
+    # The path the bot's process served, resolved as the bot resolves it, is the one timed raw.
+    path = report["precision"]
+    assert path in ("fp32", "bf16", "int8") and report["raw_precision"] == path
+    assert report["precision_asked"] == (os.environ.get("SENTIMENT_PRECISION") or "auto")
+    assert f"serving path: {path} (asked: {report['precision_asked']}" in text
+    if path == "int8":  # the bot's process serves int8 without torch, as sentiment-bot does
+        assert report["torch_threads"] == 0
+    # Its own figures: memory (VmHWM of that process), CPU of its threads, its loop's lag.
+    assert report["peak_rss_mib"] >= report["ready_rss_mib"] > 50
+    assert {"event loop", "model thread"} <= set(report["cpu_seconds"])
+    assert report["cpu_wall_seconds"] > 0 and report["cpu_ms_per_message"] > 0
+    assert report["loop_lag_ms"]["samples"] > 0 and report["harness_cpu_seconds"] > 0
+    # Raw timed before and after the burst; throughput counts every message answered.
+    assert report["raw_texts"] == 64 and report["raw_before"] and report["raw_after"]
+    assert report["throughput"] > 0 and report["ratio"] == pytest.approx(
+        report["throughput"] / report["raw_throughput"]
+    )
+    assert report["machine"] and f"machine: {report['machine']}" in text
+    for figure in (*FIGURES, "peak RSS once ready", "bot CPU during the burst", "CPU per message"):
+        assert figure in text
+    assert "VmHWM of the bot's process" in text and "database: SQLite" in text
+
+
+def test_the_bot_process_load_test_refuses_a_bad_path_in_one_line(
+    loadtest_bot: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        loadtest_bot.main(["--precision", "int4"])
+    assert exc.value.code == 2
+    assert "argument --precision: invalid choice: 'int4'" in capsys.readouterr().err
+    monkeypatch.setenv("SENTIMENT_PRECISION", "int4")
+    with pytest.raises(SystemExit) as exc:
+        loadtest_bot.main([])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("loadtest_bot: error: SENTIMENT_PRECISION='int4' is not auto, fp32")

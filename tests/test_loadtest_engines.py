@@ -12,6 +12,7 @@ from types import ModuleType
 
 import pytest
 
+from bot.storage.dsn import Dsn
 from model import SentimentClassifier
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -70,3 +71,23 @@ def test_the_shard_comparison_splits_its_guilds_over_both_shards() -> None:
     assert len(args.cores) == 2 or len(shards.os.sched_getaffinity(0)) < 2
     assert [g >> 22 for g in shards.guild_ids(4)] == [1_000_000, 1_000_001, 1_000_002, 1_000_003]
     assert {name: len(procs) for name, (_, procs) in shards.LAYOUTS.items()} == {"1x2": 1, "2x1": 2}
+
+
+@pytest.mark.engines("postgresql")  # SQLite: tests/test_loadtest.py
+def test_the_bot_in_a_process_of_its_own_runs_on_postgresql(
+    loadtest: ModuleType,
+    engine: str,
+    postgres_server: Dsn,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    loadtest_bot = _load("loadtest_bot")
+    out = tmp_path / "report.json"
+    args = ["--messages", "60", "--raw-messages", "0", "--timeout", "30"]
+    rc = loadtest_bot.main([*args, "--db", postgres_server.reveal(), "--json", str(out)])
+    text = capsys.readouterr().out
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert rc == 0, text
+    assert report["ok"] and report["rows"] == 60 - report["shed"]
+    assert "database: PostgreSQL" in text and report["database"].startswith("PostgreSQL")
+    assert report["peak_rss_mib"] > 0 and report["raw_throughput"] is None
