@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,27 @@ def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None
     assert module.resolve_precision("fp32") == "fp32"
     with pytest.raises(EncoderError, match="unknown precision 'fp16'"):
         module.resolve_precision("fp16")
+
+
+def test_batches_of_long_texts_are_cut_to_a_token_budget() -> None:
+    """At most batch_size texts and batch_size x TOKENS_PER_ROW tokens (padding included) a
+    batch, longest first, every text once and its row back in input order."""
+    from model.serving.spec import TOKENS_PER_ROW, encode_in_length_order
+
+    lengths = [256, 3, 256, 40, 5, 200, 1, 0, 64, 2] * 7
+    ids = [[n] * n for n in lengths]
+    batches: list[list[int]] = []
+
+    def run(rows: list[Sequence[int]]) -> np.ndarray:
+        batches.append([len(r) for r in rows])
+        return np.array([[len(r), len(rows)] for r in rows], dtype=np.float32)
+
+    out = encode_in_length_order(ids, dim=2, batch_size=8, run=run)
+    np.testing.assert_array_equal(out[:, 0], lengths)
+    assert sorted(n for b in batches for n in b) == sorted(lengths)
+    budget = 8 * TOKENS_PER_ROW
+    for batch in batches:
+        assert len(batch) <= 8 and batch[0] == max(batch)
+        assert len(batch) == 1 or len(batch) * batch[0] <= budget
+    assert [len(b) for b in batches][:3] == [1, 1, 1]  # 256 tokens: one text a batch
+    assert max(len(b) for b in batches) == 8  # short texts still fill a batch

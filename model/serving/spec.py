@@ -32,6 +32,11 @@ PRECISION_CHOICES: tuple[PrecisionChoice, ...] = get_args(PrecisionChoice)
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
 DEFAULT_BATCH_SIZE = 64
+# A batch also holds at most batch_size x this many tokens (padding included): a batch of long
+# texts is cut shorter, so that the activations stay bounded (64 texts of 256 tokens took 1.1 GB
+# on the int8 path; attention grows with the square of the length). Chat messages and SST-2
+# sentences are shorter than this, so their batches are unchanged.
+TOKENS_PER_ROW = 32
 # Characters kept before tokenising: far more than max_length tokens ever need, and it keeps a
 # pathological multi-megabyte message from costing seconds of tokenisation.
 CHARS_PER_TOKEN_CAP = 32
@@ -140,18 +145,23 @@ def encode_in_length_order(
     desc: str = "Encoding",
 ) -> NDArray[np.float32]:
     """One embedding row per token id list, in input order: the lists sorted by length and
-    handed to ``run`` ``batch_size`` at a time, so short texts never pay for long ones. Longest
-    first: the peak memory comes at once, and the bar's ETA errs on the safe side. Every
-    encoder's one batching loop."""
+    handed to ``run`` ``batch_size`` at a time (fewer where they are long: at most
+    ``batch_size * TOKENS_PER_ROW`` tokens, padding included), so short texts never pay for long
+    ones and memory stays bounded. Longest first: the peak memory comes at once, and the bar's
+    ETA errs on the safe side. Every encoder's one batching loop."""
     from tqdm.auto import tqdm
 
     out = np.empty((len(ids), dim), dtype=np.float32)
     order = np.argsort([-len(x) for x in ids], kind="stable")
+    budget = batch_size * TOKENS_PER_ROW
     with tqdm(total=len(ids), desc=desc, unit="text", disable=not progress) as bar:
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        start = 0
+        while start < len(order):
+            longest = max(1, len(ids[order[start]]))  # the first of a batch is its longest
+            rows = order[start : start + max(1, min(batch_size, budget // longest))]
             out[rows] = run([ids[i] for i in rows])
             bar.update(len(rows))
+            start += len(rows)
     return out
 
 
