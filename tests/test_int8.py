@@ -331,3 +331,22 @@ def test_serving_paths_round_trip_and_old_artifacts_keep_their_bytes(
     back = load_artifact(tmp_path / "wide.safetensors")
     assert back.allowed_paths == ("fp32", "int8", "bf16")
     assert back.version == artifact.version  # which engines may serve it is not the model
+
+
+def test_int8_export_uses_eager_attention_and_leaves_the_model_as_it_was(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """Graph 3 is exported with eager attention (no SDPA Where/IsNaN passes), every Linear layer
+    runs as MatMulIntegerToFloat, and the torch model keeps its own attention afterwards."""
+    import onnx
+
+    from model.serving import int8
+
+    encoder = Encoder(str(tiny_bert), precision="fp32")
+    encoder.model.set_attn_implementation("sdpa")
+    layers = int8.build(encoder.model, tmp_path / "e.onnx", pooling="mean", normalize=True)
+    assert encoder.model.config._attn_implementation == "sdpa"
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "e.onnx")).graph.node]
+    assert "IsNaN" not in ops
+    assert ops.count("MatMulIntegerToFloat") == layers > 0
+    assert "MatMulInteger" not in ops and "MatMul" in ops  # attention scores stay fp32

@@ -25,9 +25,10 @@ PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 # What a user may ask for: a numeric path, or auto (checked here, and by the settings' type).
 PrecisionChoice = Literal["auto", Precision]
 # the int8 path's graph (model/serving/int8.py); a new number whenever its arithmetic changes,
-# so embeddings cached from one version are not mixed with another's (2: QuantizeLinear per
-# row and MatMulIntegerToFloat, where 1 spelled the same quantisation out element-wise)
-INT8_GRAPH = 2
+# so embeddings cached from one version are not mixed with another's (1: the quantisation
+# spelled out element-wise; 2: QuantizeLinear per row and MatMulIntegerToFloat; 3: the same,
+# exported with eager attention instead of torch's SDPA)
+INT8_GRAPH = 3
 PRECISION_CHOICES: tuple[PrecisionChoice, ...] = get_args(PrecisionChoice)
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_ALIASES = {BUNDLED_ENCODER, "all-MiniLM-L6-v2"}
