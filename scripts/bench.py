@@ -23,10 +23,16 @@ SST-2 test accuracy of a logistic regression re-fitted on that path's own embedd
 on dev), the ratio to (c), single-message latency p50/p99, and the peak RSS of a process that
 runs only that path. Each path runs in its own subprocess so memory figures do not mix.
 
+On a shared or noisy machine, --rounds R times the paths R times, side by side: after the
+full run of every path, R-1 more rounds each start every path afresh, in turn, for its timed
+runs alone. A path's sentences/s is then the median over the rounds, and "vs (c)" the median of
+the rounds' own ratios (each round's paths ran minutes apart, not hours), with their range.
+
     python scripts/bench.py                 # all paths, prints a table (about 6 minutes, 2 cores)
     python scripts/bench.py --quick         # fewer training rows and runs, for a smoke test
     python scripts/bench.py --json bench.json
     python scripts/bench.py --artifact model/artifacts/default.safetensors --paths de  # tuned
+    python scripts/bench.py --artifact model/artifacts/default.safetensors --paths cef --rounds 5
 """
 
 from __future__ import annotations
@@ -169,6 +175,8 @@ def worker(path: str, args: argparse.Namespace) -> dict[str, Any]:
         x_test = embed(test.texts)
         runs.append(time.perf_counter() - start)
     seconds = statistics.median(runs)
+    if args.speed_only:  # a later round of --rounds: the timing alone
+        return {"path": path, "sentences_per_s": len(test) / seconds, "runs_s": runs}
 
     latencies, alone = [], []
     for text in test.texts[: args.latency_messages]:
@@ -254,6 +262,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--train-rows", type=int, help="SST-2 training rows for the LR refit")
     parser.add_argument("--latency-messages", type=int, default=200)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time the paths this many times, side by side (see above; default 1)",
+    )
     parser.add_argument("--data-dir", help="SST-2 folder [SENTIMENT_DATA_DIR]")
     parser.add_argument("--quick", action="store_true", help="1,000 training rows, 2 runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -266,9 +280,12 @@ def main() -> int:
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=sorted(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--speed-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.runs, args.train_rows = 2, args.train_rows or 1000
+    if args.rounds < 1 or args.runs < 1:
+        parser.error("--rounds and --runs must be at least 1")
     if args.worker:
         args.worker_out.write_text(json.dumps(worker(args.worker, args)))
         return 0
@@ -295,6 +312,20 @@ def main() -> int:
         for path in args.paths:
             print(f"running {path}: {PATHS[path]} ...", file=sys.stderr, flush=True)
             results[path] = run_path(path, passthrough)
+        for round_ in range(2, args.rounds + 1):
+            for path in args.paths:
+                print(f"round {round_}/{args.rounds}: {path} ...", file=sys.stderr, flush=True)
+                again = run_path(path, [*passthrough, "--speed-only"])
+                results[path].setdefault("rounds_sentences_per_s", []).append(
+                    again["sentences_per_s"]
+                )
+    rounds = {
+        path: [r["sentences_per_s"], *r.get("rounds_sentences_per_s", [])]
+        for path, r in results.items()
+    }
+    for path, r in results.items():
+        r["rounds_sentences_per_s"] = rounds[path]
+        r["sentences_per_s"] = statistics.median(rounds[path])
 
     base = results.get("c")
     fp32 = np.asarray(results["e"]["embeddings_sample"]) if "e" in results else None
@@ -309,11 +340,18 @@ def main() -> int:
     header = (
         f"{'path':<50} {'sent/s':>8} {'vs (c)':>7} {'test acc':>9} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'RSS MiB':>8} {'min cos':>8} {'alone':>9}"
+        + (f" {'vs (c), rounds':>16}" if args.rounds > 1 else "")
     )
     print(header)
     print("-" * len(header))
     for path, r in results.items():
-        ratio = r["sentences_per_s"] / base["sentences_per_s"] if base else float("nan")
+        ratios = (
+            [mine / theirs for mine, theirs in zip(rounds[path], rounds["c"], strict=True)]
+            if base
+            else [float("nan")]
+        )
+        ratio = statistics.median(ratios)
+        spread = f" {min(ratios):>7.2f}-{max(ratios):.2f}x" if args.rounds > 1 else ""
         cos = float("nan")
         if fp32 is not None:
             x = np.asarray(r["embeddings_sample"])
@@ -321,11 +359,17 @@ def main() -> int:
                 np.min((x * fp32).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(fp32, axis=1))
             )
         r["ratio_to_c"], r["min_cosine_to_fp32"] = ratio, cos
+        r["rounds_ratio_to_c"] = ratios
         name = f"({path}) {r['name']}" + (f" [{r['precision']}]" if path == "d" else "")
         print(
             f"{name:<50} {r['sentences_per_s']:>8.0f} {ratio:>6.2f}x {r['test_accuracy']:>8.2%} "
             f"{r['latency_p50_ms']:>7.1f} {r['latency_p99_ms']:>7.1f} {r['peak_rss_mib']:>8.0f} "
-            f"{cos:>8.5f} {r['alone_vs_batched_min_cosine']:>9.6f}"
+            f"{cos:>8.5f} {r['alone_vs_batched_min_cosine']:>9.6f}{spread}"
+        )
+    if args.rounds > 1:
+        print(
+            f"sent/s: median of {args.rounds} rounds; vs (c): median of the rounds' own ratios, "
+            "and their range"
         )
     if args.json:
         for r in results.values():
