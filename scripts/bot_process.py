@@ -148,7 +148,7 @@ def thread_cpu_seconds() -> dict[str, float]:
     Kinds: ``event loop`` (the main thread: discord.py, the bot's handlers, the storage
     writer's task), ``model thread`` (the inference service's thread, ``inference_*``),
     ``prepare thread`` (its first stage under a backlog: language gate, normaliser, tokenizer),
-    ``model workers`` (threads Python does not know: torch's OpenMP pool or ONNX Runtime's),
+    ``model workers`` (torch's OpenMP pool, or the int8 path's ``int8-encoder`` threads),
     ``sqlite`` (the database connections' threads) and ``other``. Empty where
     ``/proc/self/task`` is missing.
     """
@@ -170,7 +170,7 @@ def thread_cpu_seconds() -> dict[str, float]:
 
 
 def _kind(name: str | None) -> str:
-    if name is None:
+    if name is None or name.startswith("int8-encoder"):
         return "model workers"
     if name == "MainThread":
         return "event loop"

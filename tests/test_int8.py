@@ -75,6 +75,39 @@ def test_int8_embedding_is_the_same_alone_and_in_any_batch(
     assert moods_alone == [p.mood for p in int8_default.predict_batch(CHAT)]
 
 
+def test_int8_batches_run_side_by_side_give_the_same_vectors_in_order(
+    int8_default: SentimentClassifier,
+) -> None:
+    """Two threads, each running whole batches, give exactly the one-thread vectors, in input
+    order, and the batches really ran on the session's own threads."""
+    import threading
+
+    encoder = int8_default.encoder
+    assert isinstance(encoder, Int8Encoder)
+    texts = [f"{text} #{i}" for i in range(40) for text in CHAT]  # 320 texts: 5+ batches
+    session = encoder._session
+    seen: set[str] = set()
+    run = session.run
+
+    def spy(*args: object) -> np.ndarray:
+        seen.add(threading.current_thread().name)
+        return run(*args)  # type: ignore[arg-type]
+
+    threads = session.threads
+    session.run = spy  # type: ignore[method-assign]
+    try:
+        session.threads = 1
+        one = encoder.encode(texts)
+        assert seen == {threading.current_thread().name}
+        seen.clear()
+        session.threads = 2
+        two = encoder.encode(texts)
+    finally:
+        session.run, session.threads = run, threads  # type: ignore[method-assign]
+    np.testing.assert_array_equal(one, two)
+    assert len(seen) == 2 and all(name.startswith("int8-encoder") for name in seen)
+
+
 def test_int8_tokenizer_gives_the_torch_encoders_ids(int8_default: SentimentClassifier) -> None:
     torch_encoder = Encoder.from_spec(load_artifact(default_artifact_path()).encoder)
     texts = [

@@ -311,6 +311,7 @@ class Encoder:
                 run=self._run_batch,
                 progress=progress,
                 desc=desc,
+                map_batches=None if self._int8 is None else self._int8.map,
             )
 
     def _run_batch(self, rows: list[Sequence[int]]) -> NDArray[np.float32]:

@@ -30,8 +30,10 @@ torch.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +48,8 @@ INT8_MODEL_FILE = "encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 OPSET = 17
 _EPS = 1e-12
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def build(model: torch.nn.Module, target: Path, *, pooling: str, normalize: bool) -> int:
@@ -203,13 +207,19 @@ def quantise_linear_layers(model: Any) -> int:
 
 
 class Int8Session:
-    """An int8 encoder graph from :func:`build`, run by ONNX Runtime on the CPU."""
+    """An int8 encoder graph from :func:`build`, run by ONNX Runtime on the CPU.
+
+    Each batch runs on one thread, and up to ``threads`` batches run at once (:meth:`map`):
+    ONNX Runtime splitting each of the graph's many small operations over two threads scaled
+    1.3-1.8x on the 2-core EPYC, from one run to the next, where two batches side by side scale
+    1.7-1.9x (README, Speed). A text's vector does not depend on which thread or batch runs it.
+    """
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or _torch_like_threads()
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
@@ -223,11 +233,23 @@ class Int8Session:
             raise EncoderError(
                 f"cannot load the int8 encoder {path}: {exc}. Delete it to have it rebuilt."
             ) from None
+        self.threads = threads or _torch_like_threads()
+        self._pool: ThreadPoolExecutor | None = None
 
     def run(self, input_ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
-        """Pooled embeddings of one padded batch."""
+        """Pooled embeddings of one padded batch (``run`` may be called from several threads
+        at once: ONNX Runtime sessions allow it)."""
         (out,) = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})
         return np.asarray(out, dtype=np.float32)
+
+    def map(self, fn: Callable[[_T], _R], batches: Sequence[_T]) -> Iterable[_R]:
+        """``fn`` over ``batches``, results in order: up to :attr:`threads` at once on this
+        session's threads (named ``int8-encoder``), or here when there is only one."""
+        if self.threads <= 1 or len(batches) <= 1:
+            return map(fn, batches)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="int8-encoder")
+        return self._pool.map(fn, batches)
 
 
 def _torch_like_threads() -> int:

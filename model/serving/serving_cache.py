@@ -165,6 +165,7 @@ class Int8Encoder:
             run=lambda rows: self._session.run(*self.pad(rows)),
             progress=progress,
             desc=desc,
+            map_batches=self._session.map,
         )
 
 

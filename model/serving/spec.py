@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
@@ -21,6 +21,10 @@ POOLINGS: tuple[Pooling, ...] = ("cls", "mean")
 # Linear layer's weights per output column and its input per row quantised to 8 bits
 # (model/serving/int8.py), so a text's embedding never depends on the other texts of its batch.
 Precision = Literal["fp32", "bf16", "int8"]
+# runs a function over batches, results in order (the builtin map, or a thread pool's)
+BatchMap = Callable[
+    [Callable[[Any], NDArray[np.float32]], Sequence[Any]], Iterable[NDArray[np.float32]]
+]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 # What a user may ask for: a numeric path, or auto (checked here, and by the settings' type).
 PrecisionChoice = Literal["auto", Precision]
@@ -144,25 +148,30 @@ def encode_in_length_order(
     run: Callable[[list[Sequence[int]]], NDArray[np.float32]],
     progress: bool = False,
     desc: str = "Encoding",
+    map_batches: BatchMap | None = None,
 ) -> NDArray[np.float32]:
     """One embedding row per token id list, in input order: the lists sorted by length and
     handed to ``run`` ``batch_size`` at a time (fewer where they are long: at most
     ``batch_size * TOKENS_PER_ROW`` tokens, padding included), so short texts never pay for long
     ones and memory stays bounded. Longest first: the peak memory comes at once, and the bar's
-    ETA errs on the safe side. Every encoder's one batching loop."""
+    ETA errs on the safe side. ``map_batches`` (like the builtin ``map``, results in order) may
+    run several batches at once. Every encoder's one batching loop."""
     from tqdm.auto import tqdm
 
     out = np.empty((len(ids), dim), dtype=np.float32)
     order = np.argsort([-len(x) for x in ids], kind="stable")
     budget = batch_size * TOKENS_PER_ROW
+    batches = []
+    start = 0
+    while start < len(order):
+        longest = max(1, len(ids[order[start]]))  # the first of a batch is its longest
+        batches.append(order[start : start + max(1, min(batch_size, budget // longest))])
+        start += len(batches[-1])
+    embedded = (map_batches or map)(lambda rows: run([ids[i] for i in rows]), batches)
     with tqdm(total=len(ids), desc=desc, unit="text", disable=not progress) as bar:
-        start = 0
-        while start < len(order):
-            longest = max(1, len(ids[order[start]]))  # the first of a batch is its longest
-            rows = order[start : start + max(1, min(batch_size, budget // longest))]
-            out[rows] = run([ids[i] for i in rows])
+        for rows, vectors in zip(batches, embedded, strict=True):
+            out[rows] = vectors
             bar.update(len(rows))
-            start += len(rows)
     return out
 
 
