@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.client import SentimentBot, ShardedSentimentBot
 from bot.config import Settings, describe_shards
@@ -29,6 +30,20 @@ from model import SentimentClassifier, threshold
 from model.settings import ClassifierSettings
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+def run_event_loop(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(main)``, on uvloop where it is installed (a dependency on Linux and macOS):
+    under a burst the bot's event loop (discord.py's gateway and HTTP, the bot's handlers)
+    costs CPU beside the model, and uvloop's loop is leaner than asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "sentiment-bot") -> int:
         tag = describe_shards(settings.shards, settings.shard_count)
         handler.setFormatter(ShardTagFormatter(handler.formatter or logging.Formatter(), tag))
     try:
-        asyncio.run(run_bot(settings))
+        from bot.app import run_event_loop
+
+        run_event_loop(run_bot(settings))
     except discord.LoginFailure:
         print(
             "error: Discord refused DISCORD_TOKEN. Reset the token on the Developer Portal's "

@@ -316,7 +316,9 @@ def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     out = _Protocol()
     logging.basicConfig(level=getattr(logging, str(config["log_level"]).upper(), logging.WARNING))
-    return asyncio.run(_serve(config, out))
+    from bot.app import run_event_loop
+
+    return run_event_loop(_serve(config, out))
 
 
 if __name__ == "__main__":
