@@ -98,7 +98,7 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
         dest="torch_threads",
         metavar="THREADS",
         type=_positive_int,
-        help="torch CPU threads [SENTIMENT_TORCH_THREADS, torch's default]",
+        help="torch CPU threads; int8: batches at once [SENTIMENT_TORCH_THREADS, one per core]",
     )
     parser.add_argument(
         "--cache-dir",
