@@ -222,7 +222,7 @@ class Int8Session:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         # a memory plan cached per input shape: with every batch a new length, it kept about
-        # 40 MB more for no speed (alternating runs: 1.00-1.05x without it)
+        # 40-80 MB more for no speed (alternating runs: 1.00-1.05x without it)
         options.enable_mem_pattern = False
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
