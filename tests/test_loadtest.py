@@ -6,19 +6,17 @@ No timing is asserted: speed is what the script measures, not what a test checks
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from scripts_support import load_script
 
 from model import SentimentClassifier
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "loadtest.py"
 FIGURES = (
     "messages sent",
     "predictions logged",
@@ -35,23 +33,14 @@ FIGURES = (
 )
 
 
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def loadtest() -> ModuleType:
-    return _script("loadtest")
+    return load_script("loadtest")
 
 
 @pytest.fixture(scope="module")
 def loadtest_bot(loadtest: ModuleType) -> ModuleType:
-    return _script("loadtest_bot")
+    return load_script("loadtest_bot")
 
 
 @pytest.fixture(scope="module")

@@ -4,32 +4,20 @@ SQLite and on PostgreSQL, and the report says which database it ran on. No timin
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from scripts_support import load_script
 
 from bot.storage.dsn import Dsn
 from model import SentimentClassifier
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def loadtest() -> ModuleType:
-    return _load("loadtest")
+    return load_script("loadtest")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +54,7 @@ def test_a_database_choice_that_is_neither_is_refused(
 
 
 def test_the_shard_comparison_splits_its_guilds_over_both_shards() -> None:
-    shards = _load("loadtest_shards")
+    shards = load_script("loadtest_shards")
     args = shards.parse_args(["--guilds", "6", "--cores", ""])
     assert len(args.cores) == 2 or len(shards.os.sched_getaffinity(0)) < 2
     assert [g >> 22 for g in shards.guild_ids(4)] == [1_000_000, 1_000_001, 1_000_002, 1_000_003]
@@ -81,7 +69,7 @@ def test_the_bot_in_a_process_of_its_own_runs_on_postgresql(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    loadtest_bot = _load("loadtest_bot")
+    loadtest_bot = load_script("loadtest_bot")
     out = tmp_path / "report.json"
     args = ["--messages", "60", "--raw-messages", "0", "--timeout", "30"]
     rc = loadtest_bot.main([*args, "--db", postgres_server.reveal(), "--json", str(out)])

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import sqlite3
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from scripts_support import load_script
 
 from bot.command import main as sentiment
 from bot.storage import (
@@ -34,18 +33,12 @@ from bot.storage import (
 from bot.storage.dsn import Dsn
 from bot.storage.transfer import TableSpec, canonical_row, copy_to_postgres, schema_tables
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "migrate_bench.py"
 pytestmark = pytest.mark.engines("postgresql")
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("migrate_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["migrate_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("migrate_bench")
 
 
 EDGE_TEXTS = ("nul\x00inside", "\ufffd already", "naïve café 日本 🙂", "", "'; DROP TABLE x; --")
